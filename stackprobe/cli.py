@@ -1,0 +1,104 @@
+"""The `stackprobe` command: flags in, a verdict and an exit code out.
+
+Exit codes: 0 the run passed (SLO held, no OOM kill or restart, no write lost, limit in force);
+1 it failed; 2 a usage or set-up error, with a message that says what to fix; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from stackprobe import __version__
+from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="stackprobe",
+        description="Load a Compose stack under a memory limit, watch its containers and report what the limit does.",
+    )
+    parser.add_argument("--version", action="version", version=f"stackprobe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="bring a stack up under a limit, load it, watch it, report")
+    target = run.add_argument_group("target")
+    target.add_argument(
+        "--compose-file", "-f", action="append", type=Path, help="compose file (repeatable); default: ./compose.yaml …"
+    )
+    target.add_argument("--service", "-s", default="app", help="the service to load and watch (default: app)")
+    target.add_argument("--url", help="base URL of the service (default: its published port on 127.0.0.1)")
+    limits = run.add_argument_group("limits (default: what the compose file declares)")
+    limits.add_argument("--memory", "-m", help="memory limit for the service, e.g. 128m; swap is held equal")
+    limits.add_argument("--cpus", type=float, help="CPU limit for the service, e.g. 0.5")
+    load = run.add_argument_group("load")
+    load.add_argument("--users", "-u", type=int, default=20, help="peak number of Locust users (default: 20)")
+    load.add_argument("--spawn-rate", "-r", type=float, default=10.0, help="users started per second (default: 10)")
+    load.add_argument("--duration", "-t", default="60s", help="length of the load, e.g. 60s, 5m (default: 60s)")
+    load.add_argument("--shape", choices=SHAPES, default="steady", help="load shape (default: steady)")
+    load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
+    verdict = run.add_argument_group("verdict and output")
+    verdict.add_argument("--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO}")')
+    verdict.add_argument("--out", "-o", type=Path, default=Path("stackprobe-report"), help="report folder")
+    verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")
+
+    status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
+    status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
+    status.add_argument("--project", "-p", help="Compose project name (default: Compose's own)")
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
+    compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
+    locustfile = args.locustfile or compose_files[0].resolve().parent / "loadtests"
+    return RunSpec(
+        compose_files=compose_files,
+        service=args.service,
+        url=args.url,
+        memory_bytes=parse_bytes(args.memory) if args.memory else None,
+        cpus=args.cpus,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration_s=parse_duration(args.duration),
+        shape=args.shape,
+        locustfile=locustfile,
+        slo=args.slo,
+        out=args.out,
+        keep_up=args.keep_up,
+        build=not args.no_build,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    errors = Console(stderr=True)
+    # Imported here so `stackprobe --help` answers without loading the Docker SDK.
+    from stackprobe.probe import SetupError, run_probe, show_status
+
+    try:
+        if args.command == "status":
+            files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
+            return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
+        report = run_probe(spec_from_args(args), console)
+    except (UsageError, SetupError) as exc:
+        errors.print(f"[bold red]stackprobe:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        errors.print("stackprobe: interrupted; the stack was torn down")
+        return EXIT_INTERRUPTED
+    return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Locust, run headless in a subprocess: it monkey-patches with gevent on import, so never in here."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CSV_NAME = "locust"
+WRITE_LOG_NAME = "writes.jsonl"
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """One Locust run: where it goes, how much load, in which shape, and where its files land."""
+
+    locustfile: Path
+    host: str
+    users: int
+    spawn_rate: float
+    duration_s: float
+    shape: str
+    slo: str
+    out: Path
+
+    @property
+    def csv_prefix(self) -> Path:
+        """Return the prefix Locust writes its CSV files under."""
+        return self.out / CSV_NAME
+
+    @property
+    def write_log(self) -> Path:
+        """Return the file the locustfile appends acknowledged writes to."""
+        return self.out / WRITE_LOG_NAME
+
+    def argv(self) -> list[str]:
+        """Return the Locust command line."""
+        return [
+            sys.executable, "-m", "locust",
+            "--locustfile", str(self.locustfile),
+            "--headless",
+            "--host", self.host,
+            "--users", str(self.users),
+            "--spawn-rate", str(self.spawn_rate),
+            "--run-time", f"{max(1, round(self.duration_s))}s",
+            "--stop-timeout", "5",
+            "--csv", str(self.csv_prefix),
+            "--only-summary",
+            # The verdict is stackprobe's to give, from the SLO; Locust's own exit code is not it.
+            "--exit-code-on-error", "0",
+        ]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """Return the environment for Locust: the write log, the shape and the SLO for the step shape."""
+        return {
+            **os.environ,
+            "STACKPROBE_WRITE_LOG": str(self.write_log),
+            "LOCUST_SHAPE": self.shape,
+            "LOCUST_SLO": self.slo,
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """How the Locust process ended and what it cost."""
+
+    exit_code: int
+    wall_s: float
+    cpu_seconds: float
+    output_tail: str
+
+    @property
+    def cpu_percent(self) -> float:
+        """Return the load generator's average CPU use, in percent of one core."""
+        return 100.0 * self.cpu_seconds / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class LoadError(RuntimeError):
+    """Locust could not run (a broken locustfile, a bad option): the message holds what it printed."""
+
+
+def run_load(plan: LoadPlan, on_tick: Callable[[float], None] | None = None, tick_s: float = 0.5) -> LoadResult:
+    """Run Locust to its end; call on_tick(elapsed seconds) meanwhile; stop it cleanly on Ctrl-C."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    log_path = plan.out / "locust.log"
+    started = time.monotonic()
+    # Locust's CPU, workers included, is what the children we waited for used meanwhile.
+    children_before = _children_cpu_seconds()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(plan.argv(), stdout=log, stderr=subprocess.STDOUT, env=plan.env())
+        try:
+            while process.poll() is None:
+                if on_tick is not None:
+                    on_tick(time.monotonic() - started)
+                time.sleep(tick_s)
+        except BaseException:
+            # SIGINT lets Locust stop its users and still write its CSV files; then make sure it is gone.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            raise
+    wall = time.monotonic() - started
+    cpu_seconds = _children_cpu_seconds() - children_before
+    output = log_path.read_text(errors="replace")
+    tail = "\n".join(output.splitlines()[-25:])
+    if process.returncode != 0 or not Path(f"{plan.csv_prefix}_stats.csv").exists():
+        raise LoadError(f"Locust exited with code {process.returncode}:\n{tail}")
+    return LoadResult(exit_code=process.returncode, wall_s=wall, cpu_seconds=cpu_seconds, output_tail=tail)
+
+
+def _children_cpu_seconds() -> float:
+    """Return the user+system CPU seconds of every child process this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

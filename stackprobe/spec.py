@@ -1,0 +1,91 @@
+"""What one probe run is asked to do (RunSpec), and the parsing of its sizes and durations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SHAPES = ("steady", "ramp", "spike", "step", "soak")
+DEFAULT_SLO = "p95<200ms,errors<1%"
+# The files `docker compose` itself looks for, in its own order of preference.
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+class UsageError(ValueError):
+    """A flag or setting the user must fix; the CLI prints it and exits with code 2."""
+
+
+def parse_bytes(text: str) -> int:
+    """Parse a Docker-style size ("128m", "1.5g", "64MiB", "134217728") into bytes, binary units."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise UsageError(f"not a size: {text!r} (expected e.g. 128m, 1g, 64MiB or a number of bytes)")
+    value = float(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    # The engine refuses limits under 6 MB; saying so here beats Compose's error later.
+    if value < 6 * 1024**2:
+        raise UsageError(f"memory limit {text!r} is below the engine's minimum of 6 MiB")
+    return int(value)
+
+
+def parse_duration(text: str) -> float:
+    """Parse a duration ("60s", "2m", "1h30m", "500ms", or a bare number of seconds) into seconds."""
+    cleaned = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        return float(cleaned)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise UsageError(f"not a duration: {text!r} (expected e.g. 60s, 2m, 1h30m)")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def find_compose_file(directory: Path) -> Path:
+    """Return the compose file Compose would pick in a directory, or raise UsageError."""
+    for name in COMPOSE_FILE_NAMES:
+        if (directory / name).is_file():
+            return directory / name
+    raise UsageError(f"no compose file in {directory} (looked for {', '.join(COMPOSE_FILE_NAMES)}); use --compose-file")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one probe run needs: the target, the limits asked, the load, the SLO, the output."""
+
+    compose_files: tuple[Path, ...]
+    service: str = "app"
+    url: str | None = None
+    memory_bytes: int | None = None
+    cpus: float | None = None
+    users: int = 20
+    spawn_rate: float = 10.0
+    duration_s: float = 60.0
+    shape: str = "steady"
+    locustfile: Path = Path("loadtests")
+    slo: str = DEFAULT_SLO
+    out: Path = Path("stackprobe-report")
+    keep_up: bool = False
+    build: bool = True
+    wait_timeout_s: int = 240
+
+    def __post_init__(self) -> None:
+        for path in self.compose_files:
+            if not path.is_file():
+                raise UsageError(f"compose file not found: {path}")
+        if not self.locustfile.exists():
+            raise UsageError(f"locustfile not found: {self.locustfile} (use --locustfile)")
+        if self.shape not in SHAPES:
+            raise UsageError(f"unknown shape {self.shape!r}; choose one of {', '.join(SHAPES)}")
+        if self.users < 1:
+            raise UsageError("--users must be at least 1")
+        if self.spawn_rate <= 0:
+            raise UsageError("--spawn-rate must be above 0")
+        if self.duration_s < 1:
+            raise UsageError("--duration must be at least 1s")
+        if self.cpus is not None and self.cpus <= 0:
+            raise UsageError("--cpus must be above 0")
+        if self.url is not None and not re.fullmatch(r"https?://(127\.0\.0\.1|localhost)(:\d+)?(/.*)?", self.url):
+            # Load goes to this machine's loopback only, never to another host.
+            raise UsageError(f"--url must point at 127.0.0.1 or localhost, not {self.url!r}")
