@@ -135,10 +135,13 @@ fetch_service_wheels() {
     [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return
     say "images: downloading wheels for the users service (cp311, $(uname -m))"
     rm -f "$dir"/*.whl
+    local log
+    log=$(mktemp)
     python3 -m pip download --quiet --dest "$dir" --only-binary=:all: \
         --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
         --platform "manylinux2014_$(uname -m)" --platform "manylinux_2_28_$(uname -m)" --platform any \
-        -r "$req"
+        -r "$req" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "downloading wheels failed"; }
+    rm -f "$log"
     echo "$sum" >"$stamp"
 }
 

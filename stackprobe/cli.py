@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from stackprobe import __version__
 from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
@@ -92,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
         report = run_probe(spec_from_args(args), console)
     except (UsageError, SetupError) as exc:
-        errors.print(f"[bold red]stackprobe:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
+        errors.print(f"[bold red]stackprobe:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         errors.print("stackprobe: interrupted; the stack was torn down")

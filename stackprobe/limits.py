@@ -146,6 +146,14 @@ def limits_section(
     """Build the report's "limits" object; a requested memory limit takes precedence over a declared one."""
     expected_memory = memory_requested_bytes if memory_requested_bytes is not None else memory_declared_bytes
     matches, problems = compare_limits(expected_memory, cpus_requested, applied)
+    if expected_memory is None and applied.memory_bytes is None:
+        # Nothing to compare is not a match: a probe's point is the limit, and this run had none.
+        matches = False
+        problems.insert(
+            0,
+            "memory limit not in force: none asked for with --memory, none declared in the compose file "
+            "and none applied, so this is not a throttled run",
+        )
     return {
         "memory_requested_bytes": memory_requested_bytes,
         "memory_declared_bytes": memory_declared_bytes,

@@ -383,3 +383,10 @@ def test_limits_section_falls_back_to_the_declared_limit() -> None:
 
     assert section["applied_matches"] is False
     assert section["problems"][0].startswith("memory limit differs")
+
+
+def test_probe_with_no_limit_anywhere_is_flagged_as_not_throttled() -> None:
+    applied = AppliedLimits(container="c", memory_bytes=None, memswap_bytes=None, cpus=None, cgroup_version=1)
+    section = limits_section(applied, memory_requested_bytes=None, memory_declared_bytes=None, cpus_requested=None)
+    assert section["applied_matches"] is False
+    assert "not a throttled run" in section["problems"][0]

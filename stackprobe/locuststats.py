@@ -1,0 +1,130 @@
+"""Read Locust's CSV output (`--csv PREFIX --csv-full-history`) into report totals and a load series."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from stackprobe.metrics import rates_from_totals
+from stackprobe.report.model import Latency, LoadSeries, Requests
+
+AGGREGATED = "Aggregated"
+
+
+class LocustTotals(NamedTuple):
+    """The Aggregated row of `<prefix>_stats.csv`, as report sections."""
+
+    requests: Requests
+    latency: Latency
+
+
+def stats_path(prefix: str | Path) -> Path:
+    """Return the path of the summary CSV Locust writes for `--csv prefix`."""
+    return Path(f"{prefix}_stats.csv")
+
+
+def history_path(prefix: str | Path) -> Path:
+    """Return the path of the history CSV Locust writes for `--csv prefix --csv-full-history`."""
+    return Path(f"{prefix}_stats_history.csv")
+
+
+def read_totals(prefix: str | Path) -> LocustTotals:
+    """Read request totals and latency of the whole run from the Aggregated row of `<prefix>_stats.csv`."""
+    path = stats_path(prefix)
+    rows = [row for row in _rows(path) if row.get("Name") == AGGREGATED]
+    if not rows:
+        raise ValueError(f"{path}: no {AGGREGATED} row")
+    row = rows[-1]
+    total = _int(row, "Request Count", path)
+    failures = _int(row, "Failure Count", path)
+    requests = Requests(
+        total=total,
+        failures=failures,
+        rps=_number(row, "Requests/s", path) or 0.0,
+        failure_ratio=failures / total if total else 0.0,
+    )
+    if total == 0:
+        # With no request Locust still writes 0 for average and max; they mean "none measured".
+        return LocustTotals(requests, Latency())
+    latency = Latency(
+        p50=_number(row, "50%", path),
+        p95=_number(row, "95%", path),
+        p99=_number(row, "99%", path),
+        avg=_number(row, "Average Response Time", path),
+        max=_number(row, "Max Response Time", path),
+    )
+    return LocustTotals(requests, latency)
+
+
+def read_history(prefix: str | Path, start: float) -> LoadSeries:
+    """Read the Aggregated rows of `<prefix>_stats_history.csv` as a series, t in seconds since `start`.
+
+    Rates come from the running totals, interval by interval: Locust's own Requests/s column averages
+    a window that ends two seconds before the row, which would shift load against container samples.
+    Latency percentiles are Locust's (a window of about ten seconds), None where none was measured.
+    """
+    path = history_path(prefix)
+    t: list[float] = []
+    users: list[int] = []
+    totals: list[int] = []
+    failure_totals: list[int] = []
+    p50: list[float | None] = []
+    p95: list[float | None] = []
+    p99: list[float | None] = []
+    for row in _rows(path):
+        if row.get("Name") != AGGREGATED or None in row.values():
+            # A row cut short (Locust stopped while writing it) has None for its missing cells.
+            continue
+        t.append(_int(row, "Timestamp", path) - start)
+        users.append(_int(row, "User Count", path))
+        totals.append(_int(row, "Total Request Count", path))
+        failure_totals.append(_int(row, "Total Failure Count", path))
+        p50.append(_window_percentile(row, "50%", path))
+        p95.append(_window_percentile(row, "95%", path))
+        p99.append(_window_percentile(row, "99%", path))
+    return LoadSeries(
+        t=t,
+        users=users,
+        rps=rates_from_totals(t, totals),
+        failures_per_s=rates_from_totals(t, failure_totals),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+    )
+
+
+def _rows(path: Path) -> Iterator[dict[str, str | None]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+def _cell(row: dict[str, str | None], column: str, path: Path) -> str:
+    if column not in row:
+        raise ValueError(f"{path}: no column {column!r}")
+    return (row[column] or "").strip()
+
+
+def _number(row: dict[str, str | None], column: str, path: Path) -> float | None:
+    text = _cell(row, column, path)
+    if text in ("", "N/A"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{path}: column {column!r} holds {text!r}, not a number") from None
+
+
+def _int(row: dict[str, str | None], column: str, path: Path) -> int:
+    value = _number(row, column, path)
+    if value is None:
+        raise ValueError(f"{path}: column {column!r} is empty")
+    return int(value)
+
+
+def _window_percentile(row: dict[str, str | None], column: str, path: Path) -> float | None:
+    value = _number(row, column, path)
+    # Locust writes 0 (not N/A) when its ten-second window holds no response yet; a real 0 ms would
+    # need every response in the window under half a millisecond, so 0 is read as "not measured".
+    return value or None

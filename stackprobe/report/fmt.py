@@ -1,0 +1,66 @@
+"""Format report figures for people: bytes, milliseconds, percentages; None reads "n/a"."""
+
+from __future__ import annotations
+
+from stackprobe.report.model import SLO_UNITS, SloCheck
+
+NA = "n/a"
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def format_bytes(value: int | None) -> str:
+    """Return a byte count in binary units, e.g. "256.0 MiB"; a negative limit (Docker's -1) is "unlimited"."""
+    if value is None:
+        return NA
+    if value < 0:
+        return "unlimited"
+    if value < 1024:
+        return f"{value} B"
+    # The largest unit that keeps the figure at or above 1.
+    power = min((int(value).bit_length() - 1) // 10, len(_UNITS) - 1)
+    return f"{value / 1024**power:.1f} {_UNITS[power]}"
+
+
+def format_ms(value: float | None) -> str:
+    """Return a duration in milliseconds, e.g. "153.2 ms"."""
+    return NA if value is None else f"{value:.1f} ms"
+
+
+def format_percent(value: float | None, digits: int = 1) -> str:
+    """Return a percentage that is already in percent, e.g. "42.0%"."""
+    return NA if value is None else f"{value:.{digits}f}%"
+
+
+def format_ratio(value: float | None, digits: int = 1) -> str:
+    """Return a 0..1 ratio as a percentage, e.g. 0.42 -> "42.0%"."""
+    return NA if value is None else format_percent(value * 100, digits)
+
+
+def format_number(value: float | None, digits: int = 1) -> str:
+    """Return a plain number, whole numbers without decimals."""
+    if value is None:
+        return NA
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def format_count(value: int | None) -> str:
+    """Return a count, or "n/a"."""
+    return NA if value is None else f"{value:,}"
+
+
+def format_slo_value(metric: str, value: float | None) -> str:
+    """Return an SLO threshold or actual with its metric's unit, e.g. "200 ms", "1%", "50 req/s"."""
+    if value is None:
+        return NA
+    unit = SLO_UNITS.get(metric, "")
+    text = f"{value:.4g}"
+    return {"ms": f"{text} ms", "%": f"{text}%", "/s": f"{text} req/s"}.get(unit, text)
+
+
+def format_check(check: SloCheck) -> str:
+    """Return a check as "p95 < 200 ms (actual 340.2 ms)"."""
+    threshold = format_slo_value(check.metric, check.threshold)
+    actual = format_slo_value(check.metric, check.actual)
+    return f"{check.metric} {check.op} {threshold} (actual {actual})"

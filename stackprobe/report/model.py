@@ -1,0 +1,288 @@
+"""The Report of one probe run: dataclasses whose asdict() is report.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+EventAction = Literal["oom", "die", "restart", "start"]
+SloOp = Literal["<", "<=", ">", ">="]
+Verdict = Literal["pass", "fail"]
+
+# The unit of an SLO check's threshold and actual, by metric: latency in milliseconds, errors in percent
+# of requests, rps in requests per second.
+SLO_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "avg": "ms", "max": "ms", "errors": "%", "rps": "/s"}
+
+
+@dataclass(kw_only=True)
+class Target:
+    """The stack under test and the URL the load goes to."""
+
+    compose_files: list[str] = field(default_factory=list)
+    project: str = ""
+    service: str = ""
+    url: str = ""
+
+
+@dataclass(kw_only=True)
+class Load:
+    """The Locust run as it was asked for."""
+
+    locustfile: str = ""
+    users: int = 0
+    spawn_rate: float = 0.0
+    duration_s: float = 0.0
+    shape: str = "steady"
+
+
+@dataclass(kw_only=True)
+class Limits:
+    """Limits asked for, declared in Compose, and applied by the engine and the cgroup."""
+
+    memory_requested_bytes: int | None = None
+    memory_declared_bytes: int | None = None
+    memory_applied_bytes: int | None = None
+    memswap_applied_bytes: int | None = None
+    memory_cgroup_bytes: int | None = None
+    cgroup_version: Literal[1, 2] | None = None
+    cpus_requested: float | None = None
+    cpus_applied: float | None = None
+    applied_matches: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class Requests:
+    """Request totals over the whole run."""
+
+    total: int = 0
+    failures: int = 0
+    rps: float = 0.0
+    failure_ratio: float = 0.0
+
+
+@dataclass(kw_only=True)
+class Latency:
+    """Response times over the whole run, in milliseconds; None when no request finished."""
+
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    avg: float | None = None
+    max: float | None = None
+
+
+@dataclass(kw_only=True)
+class Memory:
+    """Memory of the service under test as `docker stats` counts it (page cache left out)."""
+
+    peak_bytes: int | None = None
+    limit_bytes: int | None = None
+    peak_ratio: float | None = None
+    idle_bytes: int | None = None
+
+
+@dataclass(kw_only=True)
+class Cpu:
+    """CPU use and throttling of the service under test."""
+
+    peak_percent: float | None = None
+    avg_percent: float | None = None
+    throttled_periods: int | None = None
+    throttled_seconds: float | None = None
+
+
+@dataclass(kw_only=True)
+class Event:
+    """A container event, at t seconds since the load started."""
+
+    t: float
+    action: EventAction
+    container: str
+    service: str
+    exit_code: int | None = None
+
+
+@dataclass(kw_only=True)
+class Writes:
+    """The audit of acknowledged writes; counts are None when the load logged none."""
+
+    applicable: bool = False
+    acknowledged: int | None = None
+    verified: int | None = None
+    lost: int | None = None
+    lost_examples: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class SloCheck:
+    """One SLO term and how the run measured against it."""
+
+    metric: str
+    op: SloOp
+    threshold: float
+    actual: float | None
+    passed: bool
+
+
+@dataclass(kw_only=True)
+class Slo:
+    """The SLO spec and its checks; passed when every check passed."""
+
+    spec: str = ""
+    checks: list[SloCheck] = field(default_factory=list)
+    passed: bool = True
+
+
+@dataclass(kw_only=True)
+class LoadSeries:
+    """Locust's view over time; latency lists hold None where no request finished."""
+
+    t: list[float] = field(default_factory=list)
+    users: list[int] = field(default_factory=list)
+    rps: list[float] = field(default_factory=list)
+    failures_per_s: list[float] = field(default_factory=list)
+    p50_ms: list[float | None] = field(default_factory=list)
+    p95_ms: list[float | None] = field(default_factory=list)
+    p99_ms: list[float | None] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ContainerSeries:
+    """One container's samples over time."""
+
+    t: list[float] = field(default_factory=list)
+    memory_bytes: list[int] = field(default_factory=list)
+    limit_bytes: int | None = None
+    cpu_percent: list[float] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class Series:
+    """Everything over time, on one axis: seconds since the load started."""
+
+    load: LoadSeries = field(default_factory=LoadSeries)
+    containers: dict[str, ContainerSeries] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Cost:
+    """What watching and loading cost the machine."""
+
+    prober_cpu_seconds: float = 0.0
+    prober_cpu_percent: float = 0.0
+    load_generator_cpu_percent: float | None = None
+
+
+@dataclass(kw_only=True)
+class Report:
+    """Everything one probe run found; `asdict` of it is report.json."""
+
+    schema_version: int = SCHEMA_VERSION
+    stackprobe_version: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    target: Target = field(default_factory=Target)
+    load: Load = field(default_factory=Load)
+    limits: Limits = field(default_factory=Limits)
+    requests: Requests = field(default_factory=Requests)
+    latency_ms: Latency = field(default_factory=Latency)
+    memory: Memory = field(default_factory=Memory)
+    cpu: Cpu = field(default_factory=Cpu)
+    oom_kills: int = 0
+    restarts: int = 0
+    events: list[Event] = field(default_factory=list)
+    writes: Writes = field(default_factory=Writes)
+    slo: Slo = field(default_factory=Slo)
+    series: Series = field(default_factory=Series)
+    cost: Cost = field(default_factory=Cost)
+    verdict: Verdict = "fail"
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as report.json's plain structure."""
+        return _finite(dataclasses.asdict(self))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Return report.json's text."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """Build a Report from report.json's structure; ValueError names what does not fit."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"report schema_version {version!r} is not {SCHEMA_VERSION}")
+        return _build(cls, data, "report")
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Build a Report from report.json's text."""
+        return cls.from_dict(json.loads(text))
+
+
+def _finite(value: Any) -> Any:
+    # JSON has no NaN or Infinity; a measurement that came out non-finite is unknown, which is null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """Convert plain JSON data to the annotated type `tp`, naming `where` when it does not fit."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}")
+        kwargs = {name: _build(hints[name], item, f"{where}.{name}") for name, item in value.items()}
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _build(inner, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+        (item_tp,) = typing.get_args(tp)
+        return [_build(item_tp, item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+        _, item_tp = typing.get_args(tp)
+        return {key: _build(item_tp, item, f"{where}.{key}") for key, item in value.items()}
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
+        return value
+    return _scalar(tp, value, where)
+
+
+def _scalar(tp: Any, value: Any, where: str) -> Any:
+    # bool is an int in Python; a JSON true where a count belongs is still a mistake.
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")

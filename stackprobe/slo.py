@@ -1,0 +1,100 @@
+"""Parse SLO specs like "p95<200ms,errors<1%" and check a Report against them."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from stackprobe.report.model import SLO_UNITS, Report, Slo, SloCheck, SloOp
+
+METRICS = tuple(SLO_UNITS)
+LATENCY_METRICS = tuple(metric for metric, unit in SLO_UNITS.items() if unit == "ms")
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_TERM = re.compile(r"(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|<|>|=+|!=)?\s*(?P<number>[^a-z%/\s]*)\s*(?P<unit>\S*)")
+_NUMBER = re.compile(r"\d+(\.\d+)?|\.\d+")
+_LATENCY_SCALE = {"ms": 1.0, "s": 1000.0}
+
+
+@dataclass(frozen=True)
+class SloRule:
+    """One parsed SLO term: metric, operator and threshold in the metric's unit (see SLO_UNITS)."""
+
+    metric: str
+    op: SloOp
+    threshold: float
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.threshold:g}{SLO_UNITS[self.metric]}"
+
+
+def parse_slo(spec: str) -> list[SloRule]:
+    """Parse a comma-separated SLO spec; ValueError names the term that does not parse."""
+    rules: list[SloRule] = []
+    if not spec.strip():
+        return rules
+    for term in spec.split(","):
+        rules.append(_parse_term(term.strip(), spec))
+    return rules
+
+
+def _parse_term(term: str, spec: str) -> SloRule:
+    def bad(why: str) -> ValueError:
+        return ValueError(f"bad SLO term {term!r} in {spec!r}: {why}")
+
+    if not term:
+        raise bad("empty term (a stray comma?)")
+    match = _TERM.fullmatch(term.lower())
+    if match is None:
+        raise bad("expected METRIC OP NUMBER[UNIT], e.g. p95<200ms")
+    metric, op, number, unit = match["metric"], match["op"], match["number"], match["unit"]
+    if metric not in METRICS:
+        raise bad(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if op not in _OPS:
+        raise bad(f"operator must be one of {' '.join(_OPS)}, got {op or 'none'!r}")
+    if not _NUMBER.fullmatch(number):
+        raise bad(f"threshold {number or '(missing)'!r} is not a non-negative number")
+    value = float(number)
+    if metric in LATENCY_METRICS:
+        if unit not in _LATENCY_SCALE:
+            raise bad(f"latency needs a unit, ms or s, got {unit or 'none'!r}")
+        value *= _LATENCY_SCALE[unit]
+    elif metric == "errors":
+        if unit != "%":
+            raise bad(f"errors is a percentage and needs %, got {unit or 'none'!r}")
+        if value > 100:
+            raise bad("errors cannot exceed 100%")
+    elif unit not in ("", "/s"):
+        raise bad(f"rps takes a plain number, got unit {unit!r}")
+    return SloRule(metric=metric, op=cast(SloOp, op), threshold=value)
+
+
+def actual_value(metric: str, report: Report) -> float | None:
+    """Return the report's figure for an SLO metric in its SLO_UNITS, None when unmeasured."""
+    if metric in LATENCY_METRICS:
+        return getattr(report.latency_ms, metric)
+    if metric == "errors":
+        return report.requests.failure_ratio * 100 if report.requests.total else 0.0
+    if metric == "rps":
+        return report.requests.rps
+    raise ValueError(f"unknown SLO metric {metric!r}")
+
+
+def check(rule: SloRule, actual: float | None) -> SloCheck:
+    """Judge one rule; an unmeasured figure fails, since nothing shows it was met."""
+    passed = actual is not None and _OPS[rule.op](actual, rule.threshold)
+    return SloCheck(metric=rule.metric, op=rule.op, threshold=rule.threshold, actual=actual, passed=passed)
+
+
+def evaluate_slo(spec: str, report: Report) -> Slo:
+    """Parse `spec` and check the report's figures against it; an empty spec passes."""
+    checks = [check(rule, actual_value(rule.metric, report)) for rule in parse_slo(spec)]
+    return Slo(spec=spec, checks=checks, passed=all(c.passed for c in checks))

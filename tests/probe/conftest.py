@@ -1,0 +1,51 @@
+"""Run the `stackprobe` command as users do: a subprocess, with the machine's image choices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, read_env_file
+
+STACKS = Path(__file__).parent / "stacks"
+
+
+@dataclass
+class ProbeRun:
+    """One finished `stackprobe` process: its exit code, output and report (when it wrote one)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    out: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """Return report.json as written."""
+        return json.loads((self.out / "report.json").read_text())
+
+
+@pytest.fixture
+def run_stackprobe(tmp_path: Path) -> Callable[..., ProbeRun]:
+    """Return a function that runs `python -m stackprobe ARGS` from the project root."""
+
+    def run(*args: str, timeout: float = 600) -> ProbeRun:
+        out = tmp_path / "report"
+        env = {**os.environ}
+        # Stacks outside the project folder do not see its .env: pass the machine's image choices on.
+        env.update({k: v for k, v in read_env_file().items() if k.endswith("_IMAGE") or k == "PIP_NO_INDEX"})
+        argv = [sys.executable, "-m", "stackprobe", *args]
+        if args and args[0] == "run" and "--out" not in args:
+            argv += ["--out", str(out)]
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        return ProbeRun(done.returncode, done.stdout, done.stderr, out)
+
+    return run

@@ -1,0 +1,215 @@
+"""The HTML report in headless Chromium: every chart drawn, events marked, nothing fetched, no errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+
+from stackprobe.report import Report, load_report, render_html
+from stackprobe.report.model import Event
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+REPORT = Path(__file__).resolve().parent.parent / "unit" / "data" / "report_oom.json"
+# Requests/failures, latency, memory of each of the two containers, CPU.
+CHARTS = 5
+
+
+@dataclass
+class OpenedReport:
+    """A report page open in Chromium, with what it asked the network for and what went wrong."""
+
+    page: Page
+    url: str
+    requests: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from the system package, once per module."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _open(browser: Browser, report: Report, path: Path) -> OpenedReport:
+    """Render the report to `path`, open it in a new page and wait until its charts are drawn."""
+    render_html(report, path)
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    opened = OpenedReport(page=page, url=path.as_uri())
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            opened.problems.append(f"console error: {message.text}")
+
+    def on_dialog(dialog: Dialog) -> None:
+        opened.problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("request", lambda request: opened.requests.append(request.url))
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: opened.problems.append(f"page error: {error}"))
+    page.on("dialog", on_dialog)
+    page.goto(opened.url)
+    page.wait_for_selector("body[data-charts-ready]", timeout=10_000)
+    return opened
+
+
+@pytest.fixture(scope="module")
+def oom_page(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenedReport]:
+    """The report of a run whose service was OOM-killed and restarted, open for tests that only look."""
+    opened = _open(browser, load_report(REPORT), tmp_path_factory.mktemp("report") / "report.html")
+    yield opened
+    opened.page.close()
+
+
+@pytest.fixture
+def open_report(browser: Browser, tmp_path: Path) -> Iterator[Callable[[Report], OpenedReport]]:
+    """Return a function that opens a report in a page of its own, for tests that click or hover."""
+    pages: list[Page] = []
+
+    def open_(report: Report) -> OpenedReport:
+        opened = _open(browser, report, tmp_path / f"report-{len(pages)}.html")
+        pages.append(opened.page)
+        return opened
+
+    yield open_
+    for page in pages:
+        page.close()
+
+
+def test_every_chart_is_drawn(oom_page: OpenedReport) -> None:
+    page = oom_page.page
+    assert page.locator("figure.chart canvas").count() == CHARTS
+    assert page.locator(".no-data").count() == 0
+    for canvas in page.locator("figure.chart canvas").all():
+        box = canvas.bounding_box()
+        assert box is not None
+        assert box["width"] > 300
+        assert box["height"] > 100
+    # Every canvas holds drawn pixels, not just a blank surface of the right size.
+    painted = page.evaluate(
+        """() => Array.from(document.querySelectorAll("figure.chart canvas")).map(c => {
+            const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+            return n;
+        })"""
+    )
+    assert all(n > 1000 for n in painted), painted
+
+
+def test_charts_are_titled_per_container(oom_page: OpenedReport) -> None:
+    captions = oom_page.page.locator("figure.chart figcaption").all_inner_texts()
+    assert captions == [
+        "Requests and failures per second",
+        "Latency (ms)",
+        "Memory of users (MiB)",
+        "Memory of db (MiB), no limit",
+        "CPU (% of one core)",
+    ]
+
+
+def test_the_oom_kill_is_marked_on_every_chart_and_listed(oom_page: OpenedReport) -> None:
+    page = oom_page.page
+    markers = page.locator("figure.chart .event-marker.event-oom")
+    assert markers.count() == CHARTS
+    for marker in markers.all():
+        assert marker.is_visible()
+        assert marker.get_attribute("title") == "oom users (probe-3f9a-users-1) at 41.3 s"
+    row = page.locator("#events tr.event-row-oom")
+    assert row.locator("td").all_inner_texts()[:3] == ["41.3 s", "oom", "users"]
+
+
+def test_the_page_opens_offline_without_errors(oom_page: OpenedReport) -> None:
+    assert oom_page.requests == [oom_page.url]
+    assert oom_page.problems == []
+
+
+def test_charts_share_one_time_axis(oom_page: OpenedReport) -> None:
+    scales = oom_page.page.evaluate("() => window.stackprobeCharts.map(u => [u.scales.x.min, u.scales.x.max])")
+    # The containers' samples start 2 s before the load; the load's charts span that too.
+    assert scales == [[-2.0, 61.0]] * CHARTS
+
+
+def test_zooming_one_chart_zooms_them_all(open_report: Callable[[Report], OpenedReport]) -> None:
+    opened = open_report(load_report(REPORT))
+    page = opened.page
+    over = page.locator("#chart-latency .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.6, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=5)
+    page.mouse.up()
+    scales = page.evaluate("() => window.stackprobeCharts.map(u => [u.scales.x.min, u.scales.x.max])")
+    low, high = scales[0]
+    assert 30 < low < high < 55
+    assert scales == [[low, high]] * CHARTS
+    # The OOM kill at 41.3 s stays in view and its markers follow the zoom.
+    assert all(m.is_visible() for m in page.locator(".event-marker.event-oom").all())
+    assert opened.problems == []
+
+
+def test_hovering_one_chart_moves_the_cursor_on_all(open_report: Callable[[Report], OpenedReport]) -> None:
+    page = open_report(load_report(REPORT)).page
+    over = page.locator("#chart-requests .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=3)
+    legend_times = page.locator("figure.chart .u-legend .u-series:first-child .u-value").all_inner_texts()
+    # Each chart shows its sample nearest the cursor: load rows each second, containers each half second.
+    seconds = [float(text.removesuffix(" s")) for text in legend_times]
+    assert len(seconds) == CHARTS
+    assert max(seconds) - min(seconds) <= 0.5
+    assert 25 < seconds[0] < 35
+
+
+def test_a_run_without_samples_shows_no_data(open_report: Callable[[Report], OpenedReport]) -> None:
+    opened = open_report(Report())
+    page = opened.page
+    assert page.locator("canvas").count() == 0
+    assert page.locator("figure.chart .no-data").all_inner_texts() == ["no data"] * 4
+    assert opened.problems == []
+    assert opened.requests == [opened.url]
+
+
+def test_hostile_names_are_shown_as_text(open_report: Callable[[Report], OpenedReport]) -> None:
+    hostile = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
+    report = load_report(REPORT)
+    report.target.service = hostile
+    report.series.containers[hostile] = report.series.containers.pop("users")
+    report.events.append(Event(t=5.0, action="start", container=hostile, service=hostile))
+    opened = open_report(report)
+    assert opened.problems == []
+    assert opened.requests == [opened.url]
+    assert opened.page.locator("img").count() == 0
+    assert f"Memory of {hostile} (MiB)" in opened.page.locator("figure.chart figcaption").all_inner_texts()
+    assert opened.page.locator("#events tr").last.locator("td").nth(2).inner_text() == hostile

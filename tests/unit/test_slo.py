@@ -1,0 +1,111 @@
+"""SLO specs: parsing, the errors that name the bad term, and checks against a report."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackprobe.report.model import Latency, Report, Requests, SloCheck
+from stackprobe.slo import SloRule, check, evaluate_slo, parse_slo
+
+
+def _report(**latency: float | None) -> Report:
+    return Report(
+        requests=Requests(total=1000, failures=5, rps=120.0, failure_ratio=0.005),
+        latency_ms=Latency(**{"p50": 20.0, "p95": 150.0, "p99": 400.0, "avg": 30.0, "max": 900.0, **latency}),
+    )
+
+
+def test_parse_reads_every_metric_and_operator() -> None:
+    rules = parse_slo("p50<50ms, p95<=0.2s,p99 < 1s,avg<40ms,max<2s,errors<1%,rps>=100")
+    assert rules == [
+        SloRule("p50", "<", 50.0),
+        SloRule("p95", "<=", 200.0),
+        SloRule("p99", "<", 1000.0),
+        SloRule("avg", "<", 40.0),
+        SloRule("max", "<", 2000.0),
+        SloRule("errors", "<", 1.0),
+        SloRule("rps", ">=", 100.0),
+    ]
+
+
+def test_parse_accepts_upper_case_and_spaces() -> None:
+    assert parse_slo(" P95 > 1.5 MS , ERRORS<=0.5% ") == [SloRule("p95", ">", 1.5), SloRule("errors", "<=", 0.5)]
+
+
+def test_parse_of_an_empty_spec_has_no_rules() -> None:
+    assert parse_slo("") == []
+    assert parse_slo("   ") == []
+
+
+def test_rule_reads_back_as_a_spec_term() -> None:
+    assert [str(rule) for rule in parse_slo("p95<0.2s,errors<1%,rps>5")] == ["p95<200ms", "errors<1%", "rps>5/s"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("p90<200ms", r"'p90<200ms'.*unknown metric 'p90'"),
+        ("p95=200ms", r"'p95=200ms'.*operator must be one of < <= > >=, got '='"),
+        ("p95<200", r"'p95<200'.*latency needs a unit, ms or s, got 'none'"),
+        ("p95<200us", r"'p95<200us'.*latency needs a unit, ms or s, got 'us'"),
+        ("errors<1", r"'errors<1'.*needs %"),
+        ("errors<101%", r"'errors<101%'.*cannot exceed 100%"),
+        ("rps>10ms", r"'rps>10ms'.*plain number"),
+        ("p95<abc", r"'p95<abc'.*threshold '\(missing\)'"),
+        ("p95<-1ms", r"'p95<-1ms'.*threshold '-1'"),
+        ("p95<1.2.3ms", r"'p95<1.2.3ms'.*threshold '1.2.3'"),
+        ("p95", r"'p95'.*operator"),
+        ("p95<200ms,,errors<1%", r"''.*empty term"),
+        ("p95<200ms,errors<1%,", r"''.*empty term"),
+        ("p95<200ms errors<1%", r"'p95<200ms errors<1%'.*expected METRIC OP NUMBER"),
+    ],
+)
+def test_bad_specs_raise_a_value_error_naming_the_bad_term(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_slo(spec)
+
+
+def test_check_compares_with_the_operator() -> None:
+    rule = SloRule("p95", "<", 200.0)
+    assert check(rule, 150.0).passed
+    assert not check(rule, 200.0).passed
+    assert check(SloRule("p95", "<=", 200.0), 200.0).passed
+
+
+def test_check_of_an_unmeasured_figure_fails() -> None:
+    assert check(SloRule("p95", "<", 200.0), None) == SloCheck(
+        metric="p95", op="<", threshold=200.0, actual=None, passed=False
+    )
+
+
+def test_evaluate_reads_latency_errors_and_rps_from_the_report() -> None:
+    slo = evaluate_slo("p95<200ms,errors<1%,rps>100", _report())
+    assert [(c.metric, c.actual, c.passed) for c in slo.checks] == [
+        ("p95", 150.0, True),
+        ("errors", 0.5, True),
+        ("rps", 120.0, True),
+    ]
+    assert slo.passed
+    assert slo.spec == "p95<200ms,errors<1%,rps>100"
+
+
+def test_evaluate_fails_when_any_check_fails() -> None:
+    slo = evaluate_slo("p95<200ms,p99<300ms", _report())
+    assert [c.passed for c in slo.checks] == [True, False]
+    assert not slo.passed
+
+
+def test_evaluate_fails_latency_checks_of_a_run_without_requests() -> None:
+    slo = evaluate_slo("p95<200ms,errors<1%", Report())
+    assert [(c.actual, c.passed) for c in slo.checks] == [(None, False), (0.0, True)]
+    assert not slo.passed
+
+
+def test_evaluate_of_an_empty_spec_passes() -> None:
+    slo = evaluate_slo("", _report())
+    assert (slo.checks, slo.passed) == ([], True)
+
+
+def test_evaluate_raises_on_a_bad_spec() -> None:
+    with pytest.raises(ValueError, match="unknown metric 'latency'"):
+        evaluate_slo("latency<1s", _report())
