@@ -51,6 +51,8 @@ class LoadPlan:
             "--run-time", f"{max(1, round(self.duration_s))}s",
             "--stop-timeout", "5",
             "--csv", str(self.csv_prefix),
+            # The exact final totals: the CSV summary is rewritten each second but not at shutdown.
+            "--json-file", str(self.csv_prefix),
             "--only-summary",
             # The verdict is stackprobe's to give, from the SLO; Locust's own exit code is not it.
             "--exit-code-on-error", "0",
@@ -112,7 +114,7 @@ def run_load(plan: LoadPlan, on_tick: Callable[[float], None] | None = None, tic
     cpu_seconds = _children_cpu_seconds() - children_before
     output = log_path.read_text(errors="replace")
     tail = "\n".join(output.splitlines()[-25:])
-    if process.returncode != 0 or not Path(f"{plan.csv_prefix}_stats.csv").exists():
+    if process.returncode != 0 or not Path(f"{plan.csv_prefix}.json").exists():
         raise LoadError(f"Locust exited with code {process.returncode}:\n{tail}")
     return LoadResult(exit_code=process.returncode, wall_s=wall, cpu_seconds=cpu_seconds, output_tail=tail)
 

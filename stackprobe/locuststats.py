@@ -1,9 +1,11 @@
-"""Read Locust's CSV output (`--csv PREFIX --csv-full-history`) into report totals and a load series."""
+"""Read Locust's output into report totals (`--json-file PREFIX`) and a load series (`--csv PREFIX`)."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -14,15 +16,15 @@ AGGREGATED = "Aggregated"
 
 
 class LocustTotals(NamedTuple):
-    """The Aggregated row of `<prefix>_stats.csv`, as report sections."""
+    """Request totals and latency of the whole run, as report sections."""
 
     requests: Requests
     latency: Latency
 
 
 def stats_path(prefix: str | Path) -> Path:
-    """Return the path of the summary CSV Locust writes for `--csv prefix`."""
-    return Path(f"{prefix}_stats.csv")
+    """Return the path of the exact end-of-run stats Locust writes for `--json-file prefix`."""
+    return Path(f"{prefix}.json")
 
 
 def history_path(prefix: str | Path) -> Path:
@@ -31,31 +33,53 @@ def history_path(prefix: str | Path) -> Path:
 
 
 def read_totals(prefix: str | Path) -> LocustTotals:
-    """Read request totals and latency of the whole run from the Aggregated row of `<prefix>_stats.csv`."""
+    """Read request totals and latency of the whole run from `<prefix>.json` (Locust's `--json-file`).
+
+    The JSON file is written once, at shutdown, from the final stats; `<prefix>_stats.csv` is rewritten
+    every second and never at shutdown, so it misses up to the last second of the run.
+    """
     path = stats_path(prefix)
-    rows = [row for row in _rows(path) if row.get("Name") == AGGREGATED]
-    if not rows:
-        raise ValueError(f"{path}: no {AGGREGATED} row")
-    row = rows[-1]
-    total = _int(row, "Request Count", path)
-    failures = _int(row, "Failure Count", path)
+    entries = json.loads(path.read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected Locust's list of stats entries")
+    total = sum(int(e["num_requests"]) for e in entries)
+    failures = sum(int(e["num_failures"]) for e in entries)
+    histogram: Counter[int] = Counter()
+    for entry in entries:
+        histogram.update({int(ms): int(count) for ms, count in entry["response_times"].items()})
+    # Locust's own rate: requests over the span from the first start to the last request.
+    span = max((e["last_request_timestamp"] or 0 for e in entries), default=0) - min(
+        (e["start_time"] for e in entries), default=0
+    )
     requests = Requests(
         total=total,
         failures=failures,
-        rps=_number(row, "Requests/s", path) or 0.0,
+        rps=total / span if total and span > 0 else 0.0,
         failure_ratio=failures / total if total else 0.0,
     )
     if total == 0:
-        # With no request Locust still writes 0 for average and max; they mean "none measured".
         return LocustTotals(requests, Latency())
     latency = Latency(
-        p50=_number(row, "50%", path),
-        p95=_number(row, "95%", path),
-        p99=_number(row, "99%", path),
-        avg=_number(row, "Average Response Time", path),
-        max=_number(row, "Max Response Time", path),
+        p50=histogram_percentile(histogram, total, 0.50),
+        p95=histogram_percentile(histogram, total, 0.95),
+        p99=histogram_percentile(histogram, total, 0.99),
+        avg=sum(float(e["total_response_time"]) for e in entries) / total,
+        max=max(float(e["max_response_time"]) for e in entries),
     )
     return LocustTotals(requests, latency)
+
+
+def histogram_percentile(histogram: Mapping[int, int], total: int, q: float) -> float | None:
+    """Return the response time that a fraction q of requests finished within, as Locust computes it."""
+    if total <= 0:
+        return None
+    allowed_above = total - int(total * q)
+    seen = 0
+    for response_time in sorted(histogram, reverse=True):
+        seen += histogram[response_time]
+        if seen >= allowed_above:
+            return float(response_time)
+    return 0.0
 
 
 def read_history(prefix: str | Path, start: float) -> LoadSeries:

@@ -6,44 +6,66 @@ from pathlib import Path
 
 import pytest
 
-from stackprobe.locuststats import history_path, read_history, read_totals, stats_path
+from stackprobe.locuststats import histogram_percentile, history_path, read_history, read_totals, stats_path
 from stackprobe.report.model import Latency, Requests
 
 DATA = Path(__file__).parent / "data"
 RUN = DATA / "locust"  # 40 requests, 6 of them failures (a 404 endpoint), 2 users, 5 s
 EMPTY = DATA / "empty"  # 2 users that never sent a request
+FINAL_SPAN_S = 1795807703.4424481 - 1795807699.8856716  # locust.json: first start to last request
 RUN_START = 1795805534.2  # when the load started, a little before Locust's first history row
 
 
-def test_paths_follow_locusts_csv_prefix(tmp_path: Path) -> None:
-    assert stats_path(tmp_path / "locust") == tmp_path / "locust_stats.csv"
+def test_paths_follow_locusts_prefixes(tmp_path: Path) -> None:
+    assert stats_path(tmp_path / "locust") == tmp_path / "locust.json"
     assert history_path(tmp_path / "locust") == tmp_path / "locust_stats_history.csv"
 
 
-def test_totals_come_from_the_aggregated_row() -> None:
-    totals = read_totals(RUN)
-    assert totals.requests == Requests(total=40, failures=6, rps=pytest.approx(10.0513, abs=1e-4), failure_ratio=0.15)
-    assert totals.latency == Latency(
-        p50=4.0, p95=34.0, p99=35.0, avg=pytest.approx(7.3018, abs=1e-4), max=pytest.approx(35.2217, abs=1e-4)
+def test_totals_merge_every_endpoint_of_the_final_json() -> None:
+    # locust.json: 94 GETs of a page and 34 of a missing path (404: failures), 2 users, 4 s.
+    totals = read_totals(DATA / "locust")
+    assert totals.requests == Requests(
+        total=128, failures=34, rps=pytest.approx(128 / FINAL_SPAN_S, rel=1e-6), failure_ratio=34 / 128
     )
+    assert totals.latency.p50 == 4.0
+    assert totals.latency.max == pytest.approx(28.383, abs=1e-3)
+    assert totals.latency.p50 <= totals.latency.p95 <= totals.latency.p99 <= totals.latency.max
 
 
-def test_totals_of_a_run_without_requests_have_no_latency() -> None:
-    totals = read_totals(EMPTY)
+def test_totals_of_a_run_whose_every_request_failed_still_count_them() -> None:
+    totals = read_totals(DATA / "locust_refused")
+    assert totals.requests.total == totals.requests.failures > 0
+    assert totals.requests.failure_ratio == 1.0
+
+
+def test_totals_of_a_run_without_requests_have_no_latency(tmp_path: Path) -> None:
+    (tmp_path / "none.json").write_text("[]")
+    totals = read_totals(tmp_path / "none")
     assert totals.requests == Requests(total=0, failures=0, rps=0.0, failure_ratio=0.0)
     assert totals.latency == Latency()
 
 
-def test_totals_without_an_aggregated_row_are_refused(tmp_path: Path) -> None:
-    lines = (DATA / "locust_stats.csv").read_text().splitlines()
-    (tmp_path / "x_stats.csv").write_text("\n".join(line for line in lines if ",Aggregated," not in line))
-    with pytest.raises(ValueError, match="no Aggregated row"):
+def test_totals_that_are_not_a_list_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="list of stats entries"):
         read_totals(tmp_path / "x")
 
 
 def test_totals_of_a_missing_file_raise_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_totals(tmp_path / "never")
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"), [(0.5, 2.0), (0.8, 10.0), (0.9, 10.0), (0.95, 100.0), (0.99, 100.0), (1.0, 100.0)]
+)
+def test_histogram_percentile_matches_locusts_rule(q: float, expected: float) -> None:
+    # 80 requests at 2 ms, 15 at 10 ms, 5 at 100 ms; like Locust, a boundary rounds up to the slower bucket.
+    assert histogram_percentile({2: 80, 10: 15, 100: 5}, 100, q) == expected
+
+
+def test_histogram_percentile_of_nothing_is_unknown() -> None:
+    assert histogram_percentile({}, 0, 0.95) is None
 
 
 def test_history_keeps_only_aggregated_rows_on_the_run_clock() -> None:
