@@ -1,0 +1,98 @@
+"""A registrar keeps the users directory: adds people, pages through the list, looks up whom they added."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+from _users_api import (
+    Rejected,
+    User,
+    first_page_url,
+    judge_created,
+    judge_fetched,
+    judge_page,
+    new_name,
+)
+from _write_log import write_log
+from locust import FastHttpUser, between, task
+from locust.contrib.fasthttp import ResponseContextManager
+
+T = TypeVar("T")
+
+
+class Registrar(FastHttpUser):
+    """Add users, list them page by page, and read back users this registrar added.
+
+    Per ten tasks: four adds, four browses (each a first page, then another page with odds of one in
+    three, up to five pages) and two look-ups, so creates and first pages come 1:1 and deeper pages and
+    look-ups make up a smaller share. Every response is judged on status and body.
+    """
+
+    # The load is set by the number of users (a closed model), not by a human pace, so there is almost
+    # no think time. The short random pause keeps users spawned in the same instant out of lockstep and
+    # caps a user near 40 requests/s when every request fails fast (e.g. while an OOM-killed service
+    # restarts), so an outage cannot turn the generator into a busy loop.
+    wait_time = between(0, 0.05)
+    # A request unanswered for 10 s is a failure, not a 60-s stall that hides the rest of the run.
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    page_size = 20
+    max_pages = 5
+    next_page_odds = 1 / 3
+
+    def on_start(self) -> None:
+        """Start with nobody added; remember only the latest hundred for look-ups."""
+        self.added: deque[User] = deque(maxlen=100)
+
+    @task(4)
+    def add_user(self) -> None:
+        """POST /users with a fresh name; record the acknowledged write."""
+        name = new_name()
+        with self.client.post("/users", json={"name": name}, name="/users", catch_response=True) as response:
+            location = (response.headers or {}).get("Location")
+            user = self._judge(response, partial(judge_created, location=location, sent_name=name))
+        if user is not None:
+            self.added.append(user)
+            write_log.record(f"/users/{user.id}", {"id": user.id, "name": user.name})
+
+    @task(4)
+    def browse(self) -> None:
+        """Read the first page of users and sometimes follow `next` a few pages further."""
+        url, label = first_page_url(self.page_size), "/users [first page]"
+        after_id: int | None = None
+        for _ in range(self.max_pages):
+            with self.client.get(url, name=label, catch_response=True) as response:
+                page = self._judge(response, partial(judge_page, limit=self.page_size, after_id=after_id))
+            if page is None or page.next is None or not page.items or random.random() >= self.next_page_odds:
+                return
+            url, label, after_id = page.next, "/users [next page]", page.items[-1].id
+
+    @task(2)
+    def look_up_added_user(self) -> None:
+        """GET /users/<id> of a user this registrar added (adding one first if there is none yet)."""
+        if not self.added:
+            self.add_user()
+            return
+        added = random.choice(self.added)
+        with self.client.get(f"/users/{added.id}", name="/users/<id>", catch_response=True) as response:
+            self._judge(response, partial(judge_fetched, expected=added))
+
+    @staticmethod
+    def _judge(response: ResponseContextManager, judge: Callable[[int, bytes | None], T]) -> T | None:
+        """Mark the response a success if judge accepts it, else a failure with judge's reason."""
+        try:
+            verdict = judge(response.status_code, response.content)
+        except Rejected as problem:
+            error = getattr(response, "error", None)
+            reason = str(problem)
+            if response.status_code == 0 and error is not None:
+                reason = f"no response: {type(error).__name__}"
+            response.failure(reason)
+            return None
+        response.success()
+        return verdict
