@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--shape", choices=SHAPES, default="steady", help="load shape (default: steady)")
     load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
     verdict = run.add_argument_group("verdict and output")
-    verdict.add_argument("--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO}")')
+    verdict.add_argument(
+        "--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO.replace("%", "%%")}")'
+    )
     verdict.add_argument("--out", "-o", type=Path, default=Path("stackprobe-report"), help="report folder")
     verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")

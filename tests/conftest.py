@@ -16,6 +16,9 @@ ENV_FILE = ROOT / ".env"
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 # Traffic goes to 127.0.0.1 only, never to the bridge gateway testcontainers might pick.
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+# Where testcontainers believes it runs inside a container (/.dockerenv) it connects through the bridge
+# gateway even with the override above; docker_host mode makes it use the engine's host, 127.0.0.1.
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 
 def _in_ci() -> bool:
@@ -79,7 +82,12 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def postgres_image() -> str:
     """The PostgreSQL image: POSTGRES_IMAGE from the environment or .env, else the official one."""
-    return os.environ.get("POSTGRES_IMAGE") or read_env_file().get("POSTGRES_IMAGE") or "postgres:16"
+    return (
+        os.environ.get("STACKPROBE_POSTGRES_IMAGE")
+        or os.environ.get("POSTGRES_IMAGE")
+        or read_env_file().get("POSTGRES_IMAGE")
+        or "postgres:16"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,7 +10,6 @@ service itself under gunicorn.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -19,25 +18,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from testcontainers.community.postgres import PostgresContainer
 from users import create_app
 from users.db import init_db
 
 from tests.integration._service import LiveService, free_port, running_service
 
-# Where testcontainers believes it runs inside a container (/.dockerenv), it connects through the bridge
-# gateway even with TESTCONTAINERS_HOST_OVERRIDE; the docker_host mode makes it use that host, 127.0.0.1.
-# Read when testcontainers is imported, hence before the import.
-os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-from testcontainers.community.postgres import PostgresContainer
-
 # Durability is not under test here; without fsync, bulk inserts and container start are faster.
 POSTGRES_COMMAND = "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-
-
-@pytest.fixture(scope="session")
-def postgres_image(postgres_image: str) -> str:
-    """STACKPROBE_POSTGRES_IMAGE when set (offline machines), else the suite-wide choice."""
-    return os.environ.get("STACKPROBE_POSTGRES_IMAGE") or postgres_image
 
 
 def postgres_container(image: str) -> PostgresContainer:

@@ -30,3 +30,10 @@ def test_unknown_shape_is_refused_by_the_parser(capsys: pytest.CaptureFixture[st
         main(["run", "--shape", "zigzag"])
     assert exit_info.value.code == EXIT_USAGE
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_help_of_run_prints_the_default_slo(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    assert "p95<200ms,errors<1%" in capsys.readouterr().out
