@@ -13,6 +13,7 @@ from stackprobe.report.fmt import (
     format_count,
     format_ms,
     format_number,
+    format_peak_memory,
     format_percent,
     format_ratio,
 )
@@ -82,9 +83,7 @@ def _run_table(report: Report) -> Table:
     table.add_row("failures", Text(failures, style="red" if requests.failures else ""))
     for name in ("p50", "p95", "p99", "avg", "max"):
         table.add_row(f"latency {name}", format_ms(getattr(latency, name)))
-    peak = format_bytes(memory.peak_bytes)
-    if memory.limit_bytes is not None:
-        peak += f" of {format_bytes(memory.limit_bytes)} ({format_ratio(memory.peak_ratio)})"
+    peak = format_peak_memory(memory)
     table.add_row("peak memory", peak)
     table.add_row("idle memory", format_bytes(memory.idle_bytes))
     table.add_row("CPU peak / avg", f"{format_percent(cpu.peak_percent)} / {format_percent(cpu.avg_percent)}")

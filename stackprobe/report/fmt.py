@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, SloCheck
+from stackprobe.report.model import SLO_UNITS, Memory, SloCheck
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -64,3 +64,11 @@ def format_check(check: SloCheck) -> str:
     threshold = format_slo_value(check.metric, check.threshold)
     actual = format_slo_value(check.metric, check.actual)
     return f"{check.metric} {check.op} {threshold} (actual {actual})"
+
+
+def format_peak_memory(memory: Memory) -> str:
+    """Return peak memory against its limit, e.g. "93.1 MiB of 128.0 MiB (72.7%)"."""
+    peak = format_bytes(memory.peak_bytes)
+    if memory.limit_bytes is not None:
+        peak += f" of {format_bytes(memory.limit_bytes)} ({format_ratio(memory.peak_ratio)})"
+    return peak

@@ -16,6 +16,7 @@ from stackprobe.report.fmt import (
     format_count,
     format_ms,
     format_number,
+    format_peak_memory,
     format_percent,
     format_ratio,
     format_slo_value,
@@ -141,9 +142,7 @@ def _cards(report: Report) -> str:
         report.cpu,
         report.writes,
     )
-    peak = format_bytes(memory.peak_bytes)
-    if memory.limit_bytes is not None:
-        peak += f" of {format_bytes(memory.limit_bytes)} ({format_ratio(memory.peak_ratio)})"
+    peak = format_peak_memory(memory)
     lost = writes.lost if writes.applicable else None
     cards = [
         ("requests", format_count(requests.total), False),
