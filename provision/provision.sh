@@ -48,7 +48,9 @@ ensure_engine() {
         say "engine: started by systemd"
     else
         say "engine: starting dockerd (log: $DOCKERD_LOG)"
-        nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+        # Published ports through the kernel's NAT instead of one docker-proxy process per port: measured
+        # here, the proxy took about 0.3 ms of CPU per request on 127.0.0.1, a sixth of a core at 600/s.
+        nohup dockerd --userland-proxy=false >"$DOCKERD_LOG" 2>&1 &
     fi
     for _ in $(seq 1 120); do
         docker info >/dev/null 2>&1 && { say "engine: ready"; return; }

@@ -1,4 +1,4 @@
-"""The users service as it runs in production: gunicorn with its config file, in a subprocess on 127.0.0.1."""
+"""The users service as it runs in production (`python -m users.server`: Granian), in a subprocess on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "users"
-# gunicorn.conf.py's default worker count, for waiting until all of them run.
-DEFAULT_WORKERS = 2
+# users.server's default worker count, for waiting until all of them run.
+DEFAULT_WORKERS = 1
 # Settings the service reads: a caller's own environment must not leak into the service under test.
-_SERVICE_VARIABLES = ("DATABASE_URL", "POSTGRES_", "DB_", "GUNICORN_", "MAX_CONTENT_LENGTH")
+_SERVICE_VARIABLES = ("DATABASE_URL", "POSTGRES_", "DB_", "GRANIAN_", "MAX_CONTENT_LENGTH")
 
 
 def free_port() -> int:
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 @dataclass
 class LiveService:
-    """A running gunicorn serving the users app, and where its output goes."""
+    """A running users service (Granian's main process and its workers), and where its output goes."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -41,7 +41,7 @@ class LiveService:
 
     @property
     def pid(self) -> int:
-        """The gunicorn master's process id."""
+        """The main process's id (Granian's, which spawns the workers)."""
         return self.process.pid
 
     def output(self, max_chars: int = 20_000) -> str:
@@ -50,7 +50,7 @@ class LiveService:
         return text[-max_chars:]
 
     def worker_pids(self) -> set[int]:
-        """Return the pids of the gunicorn workers running now."""
+        """Return the pids of the workers running now."""
         return {child.pid for child in psutil.Process(self.pid).children()}
 
     def wait_workers(self, count: int, timeout_s: float = 30.0) -> None:
@@ -94,19 +94,12 @@ def running_service(
     env: Mapping[str, str] | None = None,
     wait_path: str | None = "/readyz",
 ) -> Iterator[LiveService]:
-    """Run gunicorn with the service's own config on a free 127.0.0.1 port; stop it (and its workers) after."""
+    """Run the service as its image does on a free 127.0.0.1 port; stop it (and its workers) after."""
     port = free_port()
     service_env = {key: value for key, value in os.environ.items() if not key.startswith(_SERVICE_VARIABLES)}
     service_env.update({"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", **(env or {})})
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(SERVICE_DIR / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    service_env.update({"GRANIAN_HOST": "127.0.0.1", "GRANIAN_PORT": str(port)})
+    command = [sys.executable, "-m", "users.server"]
     with log_path.open("ab") as log:
         # Its own session, so the whole group can be stopped by the master's id whatever happens.
         process = subprocess.Popen(
@@ -116,7 +109,7 @@ def running_service(
     try:
         if wait_path is not None:
             service.wait_ready(path=wait_path)
-        service.wait_workers(int(service_env.get("GUNICORN_WORKERS", DEFAULT_WORKERS)))
+        service.wait_workers(int(service_env.get("GRANIAN_WORKERS", DEFAULT_WORKERS)))
         yield service
     finally:
         _stop(process)
@@ -124,7 +117,7 @@ def running_service(
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        process.terminate()  # gunicorn: graceful shutdown of the master and its workers
+        process.terminate()  # SIGTERM: Granian stops its workers gracefully, then itself
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

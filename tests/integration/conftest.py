@@ -1,9 +1,9 @@
 """Integration fixtures: one PostgreSQL container per session (testcontainers), the app on it, and the
-service itself under gunicorn.
+service itself as production runs it (`python -m users.server`: Granian).
 
 - `postgres`: the container; `database_url`: its `users` database (SQLAlchemy URL, psycopg 3).
 - `app` / `client`: the Flask app and its test client on that database, emptied before each test.
-- `live_service_url`: the real service (gunicorn, its own config) on a free 127.0.0.1 port, for the
+- `live_service_url`: the real service (Granian, its production settings) on a free 127.0.0.1 port, for the
   whole session, on a database of its own so per-test cleaning never pulls rows from under it.
 - `make_database`: a fresh, empty database in the same container, for tests that need their own.
 """
@@ -120,15 +120,15 @@ def client(app: Flask) -> FlaskClient:
 def live_service(
     make_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
-    """The service under gunicorn (its production config) for the whole session, on its own database."""
-    log_path = tmp_path_factory.mktemp("live-service") / "gunicorn.log"
+    """The service as production runs it, for the whole session, on its own database."""
+    log_path = tmp_path_factory.mktemp("live-service") / "service.log"
     with running_service(make_database("live"), log_path) as service:
         yield service
 
 
 @pytest.fixture(scope="session")
 def live_service_url(live_service: LiveService) -> str:
-    """The base URL (http://127.0.0.1:PORT) of the service run by gunicorn for the session."""
+    """The base URL (http://127.0.0.1:PORT) of the service run for the session."""
     return live_service.url
 
 

@@ -1,4 +1,4 @@
-"""The service as production runs it (gunicorn with its config), over real HTTP on 127.0.0.1."""
+"""The service as production runs it (`python -m users.server`: Granian), over real HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def http(live_service_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_every_route_answers_through_gunicorn(http: httpx.Client) -> None:
+def test_every_route_answers_through_the_production_server(http: httpx.Client) -> None:
     created = http.post("/users", json={"name": "Ada Lovelace"})
     assert created.status_code == 201
     user = created.json()
@@ -76,7 +76,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int]] = [
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status"), BAD_REQUESTS, ids=[str(i) for i in range(25)])
-def test_bad_request_is_a_json_error_through_gunicorn(
+def test_bad_request_is_a_json_error_through_the_production_server(
     http: httpx.Client, method: str, path: str, kwargs: dict[str, Any], status: int
 ) -> None:
     response = http.request(method, path, **kwargs)

@@ -62,9 +62,9 @@ def test_page_memory_is_the_same_for_1k_and_50k_rows(client: FlaskClient, clean_
 def large_service(
     make_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LiveService, Engine]]:
-    """The service under gunicorn on a database of its own holding 50,000 users."""
+    """The service as production runs it, on a database of its own holding 50,000 users."""
     url = make_database("large")
-    log_path: Path = tmp_path_factory.mktemp("large-service") / "gunicorn.log"
+    log_path: Path = tmp_path_factory.mktemp("large-service") / "service.log"
     with running_service(url, log_path) as service:
         engine = create_engine(url)
         try:
@@ -75,7 +75,7 @@ def large_service(
 
 
 def service_rss(service: LiveService) -> int:
-    """Return the resident memory of the gunicorn master and its workers together."""
+    """Return the resident memory of the main process and its workers together."""
     master = psutil.Process(service.pid)
     return sum(process.memory_info().rss for process in [master, *master.children()])
 

@@ -49,7 +49,7 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 
 def processes(service: LiveService) -> set[int]:
-    """Return the pids of the gunicorn master and its workers."""
+    """Return the pids of the main process and its workers."""
     return {service.pid, *service.worker_pids()}
 
 
@@ -59,7 +59,7 @@ def test_service_started_before_its_database_serves_once_the_database_is_up(
     url = outage_postgres.get_connection_url()  # asks the engine for the port: only while running
     stop_database(outage_postgres)
     try:
-        with running_service(url, tmp_path / "gunicorn.log", wait_path="/healthz") as service:
+        with running_service(url, tmp_path / "service.log", wait_path="/healthz") as service:
             started = processes(service)
             with httpx.Client(base_url=service.url, timeout=15) as client:
                 assert client.get("/healthz").json() == {"status": "ok"}
@@ -80,7 +80,7 @@ def test_service_started_before_its_database_serves_once_the_database_is_up(
 def test_database_restart_gives_503s_then_the_service_recovers_by_itself(
     outage_postgres: PostgresContainer, tmp_path: Path
 ) -> None:
-    with running_service(outage_postgres.get_connection_url(), tmp_path / "gunicorn.log") as service:
+    with running_service(outage_postgres.get_connection_url(), tmp_path / "service.log") as service:
         started = processes(service)
         with httpx.Client(base_url=service.url, timeout=15) as client:
             before = client.post("/users", json={"name": "before the outage"})
@@ -135,7 +135,7 @@ def test_restart_while_the_service_idles_is_invisible_to_its_next_requests(
 ) -> None:
     url = outage_postgres.get_connection_url()
     env = {"DB_PING_AFTER_IDLE_S": "1"}
-    with running_service(url, tmp_path / "gunicorn.log", env=env) as service:
+    with running_service(url, tmp_path / "service.log", env=env) as service:
         with httpx.Client(base_url=service.url, timeout=15) as client:
             for _ in range(40):  # fill every worker's pool
                 assert client.get("/users").status_code == 200

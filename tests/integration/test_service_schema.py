@@ -52,8 +52,8 @@ def test_init_db_from_many_connections_at_once_succeeds_everywhere(make_database
 def test_several_workers_meeting_an_empty_database_at_once_all_serve(
     make_database: Callable[[str], str], tmp_path: Path
 ) -> None:
-    env = {"GUNICORN_WORKERS": "4", "GUNICORN_THREADS": "4"}
-    with running_service(make_database("workers"), tmp_path / "gunicorn.log", env=env, wait_path="/healthz") as service:
+    env = {"GRANIAN_WORKERS": "4", "GRANIAN_BLOCKING_THREADS": "4"}
+    with running_service(make_database("workers"), tmp_path / "service.log", env=env, wait_path="/healthz") as service:
 
         def create(i: int) -> int:
             with httpx.Client(base_url=service.url, timeout=30) as client:

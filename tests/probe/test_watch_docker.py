@@ -163,7 +163,7 @@ def test_pid_1_oom_kills_and_policy_restarts_are_counted_exactly(client: docker.
 
 def test_a_worker_oom_is_counted_while_the_container_lives_on(client: docker.DockerClient, project: Project) -> None:
     with Watcher(client, project.name) as watcher:
-        # PID 1 is the shell, like a gunicorn master; the OOM killer takes the larger child.
+        # PID 1 is the shell, like a server's main process; the OOM killer takes the larger child.
         app = project.run("app", ["sh", "-c", f"python3 -c '{GROW}'; sleep 120"], **STRICT_64M)
         wait_for(lambda: any(e.action == "oom" for e in watcher.events_so_far()), 30, "the child's OOM kill")
         time.sleep(1.5)  # a die, were there one, would have arrived by now

@@ -197,7 +197,7 @@ def test_pid_1_oom_kills_with_a_restart_policy_count_each_oom_and_each_restart()
 
 def test_a_worker_oom_counts_an_oom_without_a_death_or_restart() -> None:
     accounting = EventAccounting()
-    # A child process killed by the OOM killer while PID 1 (like a gunicorn master) lives on.
+    # A child process killed by the OOM killer while PID 1 (like a server's main process) lives on.
     feed(accounting, event("oom"), event("oom"))
 
     assert accounting.oom_kills == {"web": 2}

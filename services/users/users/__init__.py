@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections import ChainMap
 from collections.abc import Mapping
 from typing import Any
@@ -42,9 +43,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _use_server_logging(app: Flask) -> None:
-    # Under gunicorn, log through its error log (stdout in the container) with its level and format.
-    server_logger = logging.getLogger("gunicorn.error")
-    if server_logger.handlers:
-        app.logger.handlers = server_logger.handlers
-        app.logger.setLevel(server_logger.level)
-        app.logger.propagate = False
+    # Under Granian (GRANIAN_LOG_LEVEL is set by users.server), log to stdout at the server's level, one
+    # line per record; elsewhere (tests, a shell) Flask's own default handler stays.
+    level = os.environ.get("GRANIAN_LOG_LEVEL", "").strip().upper()
+    if not level or app.testing:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] %(name)s: %(message)s"))
+    app.logger.handlers = [handler]
+    app.logger.setLevel(level)
+    app.logger.propagate = False
