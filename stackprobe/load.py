@@ -58,6 +58,12 @@ class LoadPlan:
             "--exit-code-on-error", "0",
         ]  # fmt: skip
 
+    def outputs(self) -> list[Path]:
+        """Return the files a run writes, which must not survive from an earlier run in the same folder."""
+        prefix = self.csv_prefix
+        suffixes = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv", ".json")
+        return [self.write_log, self.out / "locust.log", *(Path(f"{prefix}{suffix}") for suffix in suffixes)]
+
     def env(self) -> dict[str, str]:
         """Return the environment for Locust: the write log, the shape and the SLO for the step shape."""
         return {
@@ -90,6 +96,10 @@ class LoadError(RuntimeError):
 def run_load(plan: LoadPlan, on_tick: Callable[[float], None] | None = None, tick_s: float = 0.5) -> LoadResult:
     """Run Locust to its end; call on_tick(elapsed seconds) meanwhile; stop it cleanly on Ctrl-C."""
     plan.out.mkdir(parents=True, exist_ok=True)
+    # The locustfile appends to the write log: an earlier run's lines would be audited against this run's
+    # database, and an earlier run's JSON would pass for this one's if Locust wrote none.
+    for path in plan.outputs():
+        path.unlink(missing_ok=True)
     log_path = plan.out / "locust.log"
     started = time.monotonic()
     # Locust's CPU, workers included, is what the children we waited for used meanwhile.
