@@ -124,6 +124,13 @@ def test_garbage_on_the_socket_does_not_hurt_the_service(live_service: LiveServi
     assert http.get("/healthz").status_code == 200
 
 
+def test_oversized_headers_are_refused_with_431_and_the_service_serves_on(http: httpx.Client) -> None:
+    # Headers are held in memory whole: their size is bounded per connection, as a body's is per request.
+    assert http.get("/users", headers={"X-Padding": "a" * 60_000}).status_code == 200
+    assert http.get("/users", headers={"X-Padding": "a" * 70_000}).status_code == 431
+    assert http.get("/users").status_code == 200
+
+
 def test_service_keeps_serving_after_a_burst_of_every_bad_request(
     live_service: LiveService, http: httpx.Client
 ) -> None:

@@ -33,6 +33,7 @@ def test_defaults_are_fixed_numbers_whatever_the_cpu_count(monkeypatch: pytest.M
     assert (environ["GRANIAN_WORKERS"], environ["GRANIAN_BLOCKING_THREADS"]) == ("1", "4")
     assert (environ["GRANIAN_HOST"], environ["GRANIAN_PORT"]) == ("0.0.0.0", "5000")
     assert environ["GRANIAN_RESPAWN_FAILED_WORKERS"] == "true"
+    assert environ["GRANIAN_HTTP1_BUFFER_SIZE"] == "65536"
     assert "GRANIAN_LOG_ACCESS_ENABLED" not in environ
 
 

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, str] = {
     "GRANIAN_BLOCKING_THREADS": "4",
     "GRANIAN_RUNTIME_THREADS": "1",
     "GRANIAN_BACKLOG": "256",
+    # Request line and headers: 64 KiB at most per connection (431 beyond), not Granian's 408 KiB.
+    "GRANIAN_HTTP1_BUFFER_SIZE": "65536",
     # A worker that dies (killed by the OOM killer, say) is replaced; the container lives on.
     "GRANIAN_RESPAWN_FAILED_WORKERS": "true",
     "GRANIAN_WORKERS_KILL_TIMEOUT": "20",
