@@ -28,7 +28,7 @@ from stackprobe.report.model import Report
 from stackprobe.report.verdict import judge
 from stackprobe.slo import evaluate_slo, parse_slo
 from stackprobe.spec import RunSpec, UsageError
-from stackprobe.stack import ComposeError, ServiceOverride, Stack
+from stackprobe.stack import ComposeError, ServiceOverride, Stack, free_ports
 from stackprobe.watch import Watcher, WatchResult
 
 # Idle samples taken before the load starts, so the report can tell idle memory from memory under load.
@@ -80,11 +80,15 @@ def run_probe(spec: RunSpec, console: Console) -> Report:
         ports = container_ports(services[spec.service])
         if spec.url is None and not ports:
             raise UsageError(f"service {spec.service!r} publishes no port: give its URL with --url")
+        published = ports if spec.url is None else []
         stack.overrides = {
             spec.service: ServiceOverride(
                 memory_bytes=spec.memory_bytes,
                 cpus=spec.cpus,
-                publish_ports=ports if spec.url is None else (),
+                publish_ports=published,
+                # Fixed host ports: an ephemeral one would change when an OOM kill restarts the container,
+                # and Locust would load a port nothing listens on for the rest of the run.
+                host_ports=dict(zip(published, free_ports(len(published)), strict=True)),
                 uses_deploy_limits=declared.uses_deploy_limits,
             )
         }

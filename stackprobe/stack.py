@@ -12,10 +12,11 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,25 @@ def unique_project_name(prefix: str = "stackprobe") -> str:
     return f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct TCP ports of 127.0.0.1 that nothing listens on right now."""
+    with ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+
+
 @dataclass
 class ServiceOverride:
     """What stackprobe changes in one service: its limits and where its ports are published."""
 
     memory_bytes: int | None = None
     cpus: float | None = None
-    # Container ports to publish on an ephemeral port of 127.0.0.1 instead of the file's own mapping.
+    # Container ports to publish on 127.0.0.1 instead of the file's own mapping: on the host port given in
+    # host_ports, else on an ephemeral one. An ephemeral port is chosen anew when the container restarts.
     publish_ports: Sequence[int] = ()
+    host_ports: Mapping[int, int] = field(default_factory=dict)
     # Whether the user's file declares its limit under deploy.resources: the override must then set
     # the same key, since Compose refuses distinct values in mem_limit and deploy.resources.limits.
     uses_deploy_limits: bool = False
@@ -70,7 +82,9 @@ class ServiceOverride:
                 limits["cpus"] = str(self.cpus)
             service["deploy"] = {"resources": {"limits": limits}}
         if self.publish_ports:
-            service["ports"] = _Override([f"127.0.0.1::{port}" for port in self.publish_ports])
+            service["ports"] = _Override(
+                [f"127.0.0.1:{self.host_ports.get(port, '')}:{port}" for port in self.publish_ports]
+            )
         return service
 
 

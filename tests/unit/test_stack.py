@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from stackprobe.stack import ServiceOverride, Stack, to_yaml, unique_project_name
+from stackprobe.stack import ServiceOverride, Stack, free_ports, to_yaml, unique_project_name
 
 
 def test_override_holds_swap_equal_to_the_memory_limit() -> None:
@@ -23,6 +24,19 @@ def test_override_sets_deploy_limits_when_the_file_uses_them() -> None:
 def test_published_ports_replace_the_files_own_with_loopback_ephemeral_ones() -> None:
     text = to_yaml({"services": {"app": ServiceOverride(publish_ports=[5000]).to_compose()}})
     assert text == 'services:\n  app:\n    ports: !override\n      - "127.0.0.1::5000"\n'
+
+
+def test_published_ports_with_a_host_port_keep_it() -> None:
+    override = ServiceOverride(publish_ports=[5000, 8080], host_ports={5000: 41234})
+    assert override.to_compose()["ports"] == ["127.0.0.1:41234:5000", "127.0.0.1::8080"]
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
 
 
 def test_yaml_quotes_strings_and_keeps_numbers() -> None:
