@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import threading
 import time
@@ -13,9 +14,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 # A GET that cannot connect is retried (the service may be restarting after an OOM kill), at once and
-# then after these pauses; an answer that is not the acknowledged record is a loss, not retried. The first
-# retry is immediate: a kept-alive connection the server has since closed fails once, harmlessly.
-RETRY_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)
+# then after these pauses, the last one repeating, for as long as the service has been unreachable for
+# less than RETRY_BUDGET_S: a service that never comes back costs the audit that long, not a wait per
+# write. An answer that is not the acknowledged record is a loss, not retried. The first retry is
+# immediate: a kept-alive connection the server has since closed fails once, harmlessly.
+RETRY_DELAYS_S = (0.0, 0.5, 1.0, 2.0)
+RETRY_BUDGET_S = 30.0
 TIMEOUT_S = 10.0
 EXAMPLES_KEPT = 10
 
@@ -83,6 +87,8 @@ class _Connections:
         self._local = threading.local()
         self._opened: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        # When the service last stopped answering, as seen by any thread; None while it answers.
+        self._down_since: float | None = None
 
     def __enter__(self) -> _Connections:
         return self
@@ -92,6 +98,11 @@ class _Connections:
             for connection in self._opened:
                 connection.close()
             self._opened.clear()
+
+    def unreachable_for(self) -> float:
+        """Return how long the service has not answered anyone, in seconds (0 while it answers)."""
+        down_since = self._down_since
+        return 0.0 if down_since is None else time.monotonic() - down_since
 
     def get(self, location: str) -> tuple[int, bytes]:
         """GET `location` (relative to the base URL, or absolute); return the status and the body."""
@@ -104,10 +115,17 @@ class _Connections:
             connection.request("GET", path, headers={"Accept": "application/json"})
             response = connection.getresponse()
             body = response.read()
-        except BaseException:
+        except (OSError, http.client.HTTPException):
+            with self._lock:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
             # A connection in an unknown state is never reused.
             connection.close()
             raise
+        except BaseException:
+            connection.close()
+            raise
+        self._down_since = None
         if response.will_close:
             connection.close()
         return response.status, body
@@ -127,14 +145,14 @@ class _Connections:
 
 def _check(connections: _Connections, write: AckedWrite) -> str | None:
     """Return None when the write reads back as acknowledged, else what is wrong with it."""
-    for delay in (*RETRY_DELAYS_S, None):
+    for attempt in itertools.count():
         try:
             status, content = connections.get(write.location)
             break
         except (OSError, http.client.HTTPException) as exc:
-            if delay is None:
+            if connections.unreachable_for() >= RETRY_BUDGET_S:
                 return f"{write.location}: unreachable ({exc.__class__.__name__})"
-            time.sleep(delay)
+            time.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
     if status != 200:
         return f"{write.location}: HTTP {status}"
     try:

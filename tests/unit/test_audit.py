@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,11 +92,38 @@ def test_thousands_of_reads_reuse_one_connection_per_thread(server: _Server) -> 
     assert len(server.client_ports) <= 4
 
 
-def test_unreachable_service_is_a_loss_after_the_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit, "RETRY_DELAYS_S", (0.0, 0.0))
-    result = audit_writes("http://127.0.0.1:9", [AckedWrite("/users/1", {"id": 1})])
-    assert result.lost == 1
-    assert result.lost_examples[0].startswith("/users/1: unreachable (")
+def test_a_service_that_never_answers_costs_the_retry_budget_once_not_per_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(audit, "RETRY_BUDGET_S", 1.0)
+    started = time.monotonic()
+    result = audit_writes("http://127.0.0.1:9", [AckedWrite(f"/users/{i}", {"id": i}) for i in range(400)])
+    elapsed = time.monotonic() - started
+    assert result.lost == 400
+    assert all(": unreachable (" in example for example in result.lost_examples)
+    # 400 writes of a full budget each would be 50 s with 8 threads.
+    assert elapsed < 10, f"the audit took {elapsed:.1f} s"
+
+
+def test_a_service_back_within_the_budget_loses_nothing(server: _Server) -> None:
+    # The service answers only from its second second on, as after a restart.
+    port = server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    later = _Server(("127.0.0.1", port), _Handler)
+    later.client_ports = set()
+
+    def start_later() -> None:
+        time.sleep(1.0)
+        later.serve_forever()
+
+    threading.Thread(target=start_later, daemon=True).start()
+    try:
+        result = audit_writes(f"http://127.0.0.1:{port}", [AckedWrite("/users/1", {"id": 1})] * 20)
+    finally:
+        later.shutdown()
+        later.server_close()
+    assert (result.verified, result.lost) == (20, 0)
 
 
 def test_no_write_log_means_the_audit_does_not_apply(tmp_path: Path) -> None:
