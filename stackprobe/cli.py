@@ -1,13 +1,16 @@
 """The `stackprobe` command: flags in, a verdict and an exit code out.
 
 Exit codes: 0 the run passed (SLO held, no OOM kill or restart, no write lost, limit in force);
-1 it failed; 2 a usage or set-up error, with a message that says what to fix; 130 interrupted.
+1 it failed; 2 a usage or set-up error, with a message that says what to fix; 130 interrupted (Ctrl-C,
+SIGINT), 143 terminated (SIGTERM, as CI runners cancel a job). Either way the stack is torn down first.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +20,17 @@ from rich.markup import escape
 from stackprobe import __version__
 from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so every teardown on the way out runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    # A second SIGTERM (runners often send a few) must not cut the teardown the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so `stackprobe --help` answers without loading the Docker SDK.
     from stackprobe.probe import SetupError, run_probe, show_status
 
+    # Without a handler SIGTERM kills the process on the spot and leaves the stack running.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         if args.command == "status":
             files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
@@ -98,9 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
         errors.print(f"[bold red]stackprobe:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
+    except Terminated:
+        errors.print("stackprobe: terminated; the stack was torn down")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         errors.print("stackprobe: interrupted; the stack was torn down")
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
 
 
