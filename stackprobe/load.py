@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CSV_NAME = "locust"
 WRITE_LOG_NAME = "writes.jsonl"
@@ -87,6 +89,26 @@ class LoadResult:
     def cpu_percent(self) -> float:
         """Return the load generator's average CPU use, in percent of one core."""
         return 100.0 * self.cpu_seconds / self.wall_s if self.wall_s > 0 else 0.0
+
+
+STEP_RESULT_PREFIX = "step result: "
+
+
+def read_step_result(log_path: Path) -> dict[str, Any] | None:
+    """Return the step shape's summary, the last "step result: {...}" line Locust printed, or None."""
+    if not log_path.is_file():
+        return None
+    found = None
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith(STEP_RESULT_PREFIX):
+            found = line[len(STEP_RESULT_PREFIX) :]
+    if found is None:
+        return None
+    try:
+        data = json.loads(found)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class LoadError(RuntimeError):

@@ -20,11 +20,11 @@ from rich.table import Table
 from stackprobe import __version__
 from stackprobe.audit import AuditResult, audit_writes, read_write_log
 from stackprobe.limits import AppliedLimits, compare_limits, limits_section, read_applied_limits
-from stackprobe.load import LoadError, LoadPlan, LoadResult, run_load
+from stackprobe.load import LoadError, LoadPlan, LoadResult, read_step_result, run_load
 from stackprobe.locuststats import read_history, read_totals
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
-from stackprobe.report.model import Report
+from stackprobe.report.model import Report, step_search_from_dict
 from stackprobe.report.verdict import judge
 from stackprobe.slo import evaluate_slo, parse_slo
 from stackprobe.spec import RunSpec, UsageError
@@ -198,6 +198,7 @@ def _build_report(
             "spawn_rate": spec.spawn_rate,
             "duration_s": spec.duration_s,
             "shape": spec.shape,
+            "step_search": _step_search(plan),
         },
         "limits": limits_section(
             applied,
@@ -230,6 +231,19 @@ def _build_report(
     report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
     return report
+
+
+def _step_search(plan: LoadPlan) -> dict[str, Any] | None:
+    """Return the step shape's summary from Locust's output, when it printed a well-formed one."""
+    summary = read_step_result(plan.out / "locust.log")
+    if summary is None:
+        return None
+    try:
+        step_search_from_dict(summary)
+    except ValueError:
+        # A locustfile of the user's own may print anything; a line that does not fit is not a result.
+        return None
+    return summary
 
 
 def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console: Console) -> LoadResult:

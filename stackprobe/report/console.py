@@ -8,6 +8,7 @@ from rich.text import Text
 
 from stackprobe.report.fmt import (
     NA,
+    describe_step_search,
     format_bytes,
     format_check,
     format_count,
@@ -96,6 +97,8 @@ def _run_table(report: Report) -> Table:
         table.add_row("writes", Text(lost, style="bold red" if writes.lost else ""))
     else:
         table.add_row("writes", NA)
+    if report.load.step_search is not None:
+        table.add_row("step search", describe_step_search(report.load.step_search))
     return table
 
 

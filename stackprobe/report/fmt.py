@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, Memory, SloCheck
+from stackprobe.report.model import SLO_UNITS, Memory, SloCheck, StepSearch
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -72,3 +72,16 @@ def format_peak_memory(memory: Memory) -> str:
     if memory.limit_bytes is not None:
         peak += f" of {format_bytes(memory.limit_bytes)} ({format_ratio(memory.peak_ratio)})"
     return peak
+
+
+def describe_step_search(search: StepSearch) -> str:
+    """Return the step shape's finding in one line, e.g. "40 users held p95<200ms; 50 broke it"."""
+    slo = search.slo or "the SLO"
+    if search.last_passing_users is None:
+        held = f"no step held {slo}"
+    else:
+        held = f"{format_count(search.last_passing_users)} users held {slo}"
+    if search.first_failing_users is not None:
+        held += f"; {format_count(search.first_failing_users)} broke it"
+    steps = len(search.steps)
+    return f"{held} ({search.stop_reason or 'stopped'}, {steps} step{'s' if steps != 1 else ''})"

@@ -32,14 +32,37 @@ class Target:
 
 
 @dataclass(kw_only=True)
+class Step:
+    """One step of the step shape: its users, its own requests, and its SLO checks' actual values."""
+
+    users: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    passed: bool = False
+    checks: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class StepSearch:
+    """What the step shape found: the most users that held the SLO, the fewest that broke it."""
+
+    last_passing_users: int | None = None
+    first_failing_users: int | None = None
+    stop_reason: str = ""
+    slo: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
 class Load:
-    """The Locust run as it was asked for."""
+    """The Locust run as it was asked for, and (step shape) what its search found."""
 
     locustfile: str = ""
     users: int = 0
     spawn_rate: float = 0.0
     duration_s: float = 0.0
     shape: str = "steady"
+    step_search: StepSearch | None = None
 
 
 @dataclass(kw_only=True)
@@ -227,6 +250,11 @@ class Report:
     def from_json(cls, text: str) -> Report:
         """Build a Report from report.json's text."""
         return cls.from_dict(json.loads(text))
+
+
+def step_search_from_dict(data: dict[str, Any]) -> StepSearch:
+    """Build a StepSearch from the step shape's JSON summary; ValueError names what does not fit."""
+    return _build(StepSearch, data, "step result")
 
 
 def _finite(value: Any) -> Any:

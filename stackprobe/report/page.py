@@ -12,6 +12,7 @@ from pathlib import Path
 
 from stackprobe.report.fmt import (
     NA,
+    describe_step_search,
     format_bytes,
     format_count,
     format_ms,
@@ -125,6 +126,8 @@ def _header(report: Report) -> str:
         ),
         ("run", f"{report.started_at} to {report.finished_at} ({report.duration_s:.1f} s)"),
     ]
+    if load.step_search is not None:
+        facts.append(("step search", describe_step_search(load.step_search)))
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
     return (
         f'<h1>stackprobe report <span class="verdict {_e(report.verdict)}" id="verdict">{_e(report.verdict)}'

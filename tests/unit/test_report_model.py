@@ -153,3 +153,6 @@ def test_schema_requires_every_field_of_the_model() -> None:
     check(model.SloCheck, props["slo"]["properties"]["checks"]["items"])
     check(model.LoadSeries, props["series"]["properties"]["load"])
     check(model.ContainerSeries, props["series"]["properties"]["containers"]["additionalProperties"])
+    step_search = props["load"]["properties"]["step_search"]["oneOf"][1]
+    check(model.StepSearch, step_search)
+    check(model.Step, step_search["properties"]["steps"]["items"])
