@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,6 +122,24 @@ def test_garbage_on_the_socket_does_not_hurt_the_service(live_service: LiveServi
             raw.shutdown(socket.SHUT_WR)
             raw.recv(4096)
     assert http.get("/healthz").status_code == 200
+
+
+def test_a_refused_body_closes_its_connection_so_the_next_request_never_meets_a_dropped_one(
+    http: httpx.Client,
+) -> None:
+    refused: list[tuple[Callable[[], dict[str, Any]], int]] = [
+        (lambda: {"content": OVERSIZED, "headers": JSON}, 413),
+        (lambda: {"content": OVERSIZED, "headers": {"Content-Type": "text/plain"}}, 415),
+        (lambda: {"content": _chunks(OVERSIZED), "headers": JSON}, 413),
+    ]
+    # The server dropped a kept-alive connection after an unread body now and then (about 1 in 50):
+    # enough rounds that the old behaviour fails this test almost surely.
+    for _ in range(60):
+        for request_kwargs, status in refused:
+            response = http.post("/users", **request_kwargs())
+            assert response.status_code == status
+            assert response.headers.get("Connection") == "close"
+            assert http.get("/users?limit=abc").status_code == 400
 
 
 def test_oversized_headers_are_refused_with_431_and_the_service_serves_on(http: httpx.Client) -> None:

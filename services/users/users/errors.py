@@ -74,6 +74,15 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: ApiError) -> Response:
         return error_response(error.status, error.code, error.message)
 
+    @app.after_request
+    def _close_after_a_refused_body(response: Response) -> Response:
+        # A refused request's body may be unread and still arriving (a 413, or a 415 refused before
+        # reading): answer and close, rather than let the server drop the connection under the client's
+        # next request on it.
+        if response.status_code >= 400 and _has_body():
+            response.headers["Connection"] = "close"
+        return response
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
@@ -101,6 +110,10 @@ def register_error_handlers(app: Flask) -> None:
         if error.connection_invalidated:
             return _database_unavailable(error)
         return _unexpected(error)
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def _describe(error: HTTPException, status: int) -> str:
