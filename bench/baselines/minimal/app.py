@@ -10,11 +10,11 @@ from flask import Flask, request
 from psycopg_pool import ConnectionPool
 
 CONNINFO = os.environ["DATABASE_URL"]
-# One connection per gunicorn thread, so a request never waits for the pool.
+# One connection per app thread, so a request never waits for the pool.
 POOL_SIZE = int(os.environ.get("POOL_SIZE", "4"))
 
 with psycopg.connect(CONNINFO, autocommit=True) as setup:
-    # Every gunicorn worker runs this at start; the lock keeps two CREATEs from racing.
+    # Every worker process runs this at start; the lock keeps two CREATEs from racing.
     setup.execute("SELECT pg_advisory_lock(1)")
     setup.execute(
         "CREATE TABLE IF NOT EXISTS users ("
