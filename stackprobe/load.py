@@ -60,11 +60,16 @@ class LoadPlan:
             "--exit-code-on-error", "0",
         ]  # fmt: skip
 
+    @property
+    def log(self) -> Path:
+        """Return the file Locust's output goes to."""
+        return self.out / "locust.log"
+
     def outputs(self) -> list[Path]:
         """Return the files a run writes, which must not survive from an earlier run in the same folder."""
         prefix = self.csv_prefix
         suffixes = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv", ".json")
-        return [self.write_log, self.out / "locust.log", *(Path(f"{prefix}{suffix}") for suffix in suffixes)]
+        return [self.write_log, self.log, *(Path(f"{prefix}{suffix}") for suffix in suffixes)]
 
     def env(self) -> dict[str, str]:
         """Return the environment for Locust: the write log, the shape and the SLO for the step shape."""
@@ -122,7 +127,7 @@ def run_load(plan: LoadPlan, on_tick: Callable[[float], None] | None = None, tic
     # database, and an earlier run's JSON would pass for this one's if Locust wrote none.
     for path in plan.outputs():
         path.unlink(missing_ok=True)
-    log_path = plan.out / "locust.log"
+    log_path = plan.log
     started = time.monotonic()
     # Locust's CPU, workers included, is what the children we waited for used meanwhile.
     children_before = _children_cpu_seconds()

@@ -235,7 +235,7 @@ def _build_report(
 
 def _step_search(plan: LoadPlan) -> dict[str, Any] | None:
     """Return the step shape's summary from Locust's output, when it printed a well-formed one."""
-    summary = read_step_result(plan.out / "locust.log")
+    summary = read_step_result(plan.log)
     if summary is None:
         return None
     try:
