@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import docker
 import httpx
 import pytest
 
@@ -31,6 +34,34 @@ def test_app_runs_as_a_non_root_user(bundled_stack: BundledStack) -> None:
     result = bundled_stack.container("app").exec_run(["id", "-u"])
     assert result.exit_code == 0
     assert result.output.decode().strip() != "0"
+
+
+def test_app_image_stops_gracefully_on_sigterm_as_pid_1(bundled_stack: BundledStack) -> None:
+    # docker stop sends SIGTERM to PID 1 and SIGKILL (exit 137) after the timeout: the server must be PID 1
+    # itself (users.server execs it) and shut down on SIGTERM. A database that is not there is fine: the
+    # service connects on first request only.
+    client = docker.from_env()
+    container = client.containers.run(
+        bundled_stack.container("app").image.id,
+        environment={"DATABASE_URL": "postgresql+psycopg://users:secret@127.0.0.1:9/users"},
+        detach=True,
+        name=f"{bundled_stack.stack.project}-sigterm",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while b"Started worker" not in container.logs():
+            assert time.monotonic() < deadline, container.logs().decode(errors="replace")
+            time.sleep(0.2)
+        assert container.top()["Processes"][0][-1].startswith("/opt/venv/bin/python3 -m granian")
+        started = time.monotonic()
+        container.stop(timeout=15)
+        stopped_in = time.monotonic() - started
+        container.reload()
+        assert container.attrs["State"]["ExitCode"] == 0, container.logs().decode(errors="replace")
+        assert stopped_in < 10, f"took {stopped_in:.1f} s to stop"
+    finally:
+        container.remove(force=True)
+        client.close()
 
 
 def test_health_and_readiness_answer(app_client: httpx.Client) -> None:
