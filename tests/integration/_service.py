@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,14 @@ from pathlib import Path
 import httpx
 import psutil
 
+from stackprobe.stack import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "users"
 # users.server's default worker count, for waiting until all of them run.
 DEFAULT_WORKERS = 1
 # Settings the service reads: a caller's own environment must not leak into the service under test.
 _SERVICE_VARIABLES = ("DATABASE_URL", "POSTGRES_", "DB_", "GRANIAN_", "MAX_CONTENT_LENGTH")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -95,7 +89,7 @@ def running_service(
     wait_path: str | None = "/readyz",
 ) -> Iterator[LiveService]:
     """Run the service as its image does on a free 127.0.0.1 port; stop it (and its workers) after."""
-    port = free_port()
+    (port,) = free_ports(1)
     service_env = {key: value for key, value in os.environ.items() if not key.startswith(_SERVICE_VARIABLES)}
     service_env.update({"DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", **(env or {})})
     service_env.update({"GRANIAN_HOST": "127.0.0.1", "GRANIAN_PORT": str(port)})

@@ -22,7 +22,8 @@ from testcontainers.community.postgres import PostgresContainer
 from users import create_app
 from users.db import init_db
 
-from tests.integration._service import LiveService, free_port, running_service
+from stackprobe.stack import free_ports
+from tests.integration._service import LiveService, running_service
 
 # Durability is not under test here; without fsync, bulk inserts and container start are faster.
 POSTGRES_COMMAND = "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
@@ -41,7 +42,7 @@ def postgres_container(image: str) -> PostgresContainer:
         driver="psycopg",
     ).with_command(POSTGRES_COMMAND)
     # with_bind_ports() takes no host address; the Docker SDK does: ("127.0.0.1", port).
-    container.ports["5432"] = ("127.0.0.1", free_port())
+    container.ports["5432"] = ("127.0.0.1", free_ports(1)[0])
     return container
 
 

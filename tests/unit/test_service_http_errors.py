@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from typing import Any
 
 import pytest
@@ -16,20 +15,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from users import create_app
 
+from stackprobe.stack import free_ports
+
 JSON = {"Content-Type": "application/json"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
 def app() -> Flask:
     """The app, configured for a database that refuses connections."""
     return create_app(
-        {"DATABASE_URL": f"postgresql+psycopg://users:unused@127.0.0.1:{_closed_port()}/users", "DB_CONNECT_TIMEOUT": 1}
+        {
+            "DATABASE_URL": f"postgresql+psycopg://users:unused@127.0.0.1:{free_ports(1)[0]}/users",
+            "DB_CONNECT_TIMEOUT": 1,
+        }
     )
 
 
