@@ -24,7 +24,7 @@ from stackprobe.load import LoadError, LoadPlan, LoadResult, read_step_result, r
 from stackprobe.locuststats import read_history, read_totals
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
-from stackprobe.report.model import Report, step_search_from_dict
+from stackprobe.report.model import Report, StepSearch, step_search_from_dict
 from stackprobe.report.verdict import judge
 from stackprobe.slo import evaluate_slo, parse_slo
 from stackprobe.spec import RunSpec, UsageError
@@ -198,7 +198,6 @@ def _build_report(
             "spawn_rate": spec.spawn_rate,
             "duration_s": spec.duration_s,
             "shape": spec.shape,
-            "step_search": _step_search(plan),
         },
         "limits": limits_section(
             applied,
@@ -226,6 +225,7 @@ def _build_report(
         },
     }
     report = Report.from_dict(data)
+    report.load.step_search = _step_search(plan)
     report.requests, report.latency_ms = totals.requests, totals.latency
     report.series.load = read_history(plan.csv_prefix, start=load_wall_start)
     report.slo = evaluate_slo(spec.slo, report)
@@ -233,17 +233,16 @@ def _build_report(
     return report
 
 
-def _step_search(plan: LoadPlan) -> dict[str, Any] | None:
-    """Return the step shape's summary from Locust's output, when it printed a well-formed one."""
+def _step_search(plan: LoadPlan) -> StepSearch | None:
+    """Return the step shape's finding from Locust's output, when it printed a well-formed one."""
     summary = read_step_result(plan.log)
     if summary is None:
         return None
     try:
-        step_search_from_dict(summary)
+        return step_search_from_dict(summary)
     except ValueError:
         # A locustfile of the user's own may print anything; a line that does not fit is not a result.
         return None
-    return summary
 
 
 def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console: Console) -> LoadResult:
