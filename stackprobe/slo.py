@@ -6,6 +6,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import cast
 
 from stackprobe.report.model import SLO_UNITS, Report, Slo, SloCheck, SloOp
@@ -77,21 +78,34 @@ def _parse_term(term: str, spec: str) -> SloRule:
     return SloRule(metric=metric, op=cast(SloOp, op), threshold=value)
 
 
-def actual_value(metric: str, report: Report) -> float | None:
-    """Return the report's figure for an SLO metric in its SLO_UNITS, None when unmeasured."""
+def actual_value(metric: str, report: Report) -> float | Fraction | None:
+    """Return the report's figure for an SLO metric in its SLO_UNITS, None when unmeasured.
+
+    errors is failures / requests in percent; with no request it is unmeasured (None), not 0 %.
+    """
     if metric in LATENCY_METRICS:
         return getattr(report.latency_ms, metric)
     if metric == "errors":
-        return report.requests.failure_ratio * 100 if report.requests.total else 0.0
+        return _error_percent(report) if report.requests.total else None
     if metric == "rps":
-        return report.requests.rps
+        return report.requests.rps if report.requests.total else None
     raise ValueError(f"unknown SLO metric {metric!r}")
 
 
-def check(rule: SloRule, actual: float | None) -> SloCheck:
-    """Judge one rule; an unmeasured figure fails, since nothing shows it was met."""
-    passed = actual is not None and _OPS[rule.op](actual, rule.threshold)
-    return SloCheck(metric=rule.metric, op=rule.op, threshold=rule.threshold, actual=actual, passed=passed)
+def _error_percent(report: Report) -> Fraction:
+    """Return failures per hundred requests exactly: 7 of 100 is 7 %, never 7.000000000000001 %."""
+    return Fraction(report.requests.failures * 100, report.requests.total)
+
+
+def check(rule: SloRule, actual: float | Fraction | None) -> SloCheck:
+    """Judge one rule; an unmeasured figure does not pass, since nothing shows it was met.
+
+    The comparison is exact: the threshold is taken as the decimal the user wrote (Fraction of its
+    shortest repr), so `errors<=7%` holds at 7 failures in 100 requests.
+    """
+    passed = actual is not None and _OPS[rule.op](Fraction(actual), Fraction(repr(rule.threshold)))
+    shown = None if actual is None else float(actual)
+    return SloCheck(metric=rule.metric, op=rule.op, threshold=rule.threshold, actual=shown, passed=passed)
 
 
 def evaluate_slo(spec: str, report: Report) -> Slo:

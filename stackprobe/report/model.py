@@ -10,11 +10,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EventAction = Literal["oom", "die", "restart", "start"]
 SloOp = Literal["<", "<=", ">", ">="]
-Verdict = Literal["pass", "fail"]
+# pass: every check held and the run saw what it reports on; fail: something was seen to go wrong;
+# inconclusive: nothing was seen to go wrong, but the run could not observe all it reports on.
+Verdict = Literal["pass", "fail", "inconclusive"]
 
 # The unit of an SLO check's threshold and actual, by metric: latency in milliseconds, errors in percent
 # of requests, rps in requests per second.
@@ -61,8 +63,14 @@ class Load:
     users: int = 0
     spawn_rate: float = 0.0
     duration_s: float = 0.0
-    shape: str = "steady"
+    # None: the locustfile offers no load shape, so Locust ran -u users at -r per second for -t.
+    shape: str | None = "steady"
     step_search: StepSearch | None = None
+    # Locust's own exit code: non-zero (its --exit-code-on-error, a quitting listener's process_exit_code,
+    # an unhandled greenlet error) with complete results is a verdict reason, not a crash.
+    locust_exit_code: int | None = None
+    # Why Locust had to be stopped past --duration (a shape that never ends, a task that blocks); None if not.
+    overran: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -79,6 +87,9 @@ class Limits:
     cpus_applied: float | None = None
     applied_matches: bool = False
     problems: list[str] = field(default_factory=list)
+    # What is worth knowing but changes nothing (e.g. an engine without swap accounting, a limit strict in
+    # effect because the host has no swap).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -89,6 +100,9 @@ class Requests:
     failures: int = 0
     rps: float = 0.0
     failure_ratio: float = 0.0
+    # Exceptions raised in the locustfile's tasks (Locust's exceptions table): not requests, but load that
+    # was never sent, so they count against the run.
+    exceptions: int = 0
 
 
 @dataclass(kw_only=True)
@@ -104,12 +118,23 @@ class Latency:
 
 @dataclass(kw_only=True)
 class Memory:
-    """Memory of the service under test as `docker stats` counts it (page cache left out)."""
+    """Memory of the service under test: its peak from the truest source read, and the others beside it.
+
+    `peak_bytes` is the cgroup's own high-water mark when it was read (v1 memory.max_usage_in_bytes, reset
+    at the load's start; v2 memory.peak), since it sees spikes between samples and is what the kernel holds
+    against the limit; else the sampled peak. `peak_source` names which. `peak_sampled_bytes` is the peak
+    of `docker stats` samples (usage less inactive page cache, about one a second).
+    """
 
     peak_bytes: int | None = None
+    peak_source: str = ""
+    peak_kernel_bytes: int | None = None
+    peak_sampled_bytes: int | None = None
     limit_bytes: int | None = None
     peak_ratio: float | None = None
     idle_bytes: int | None = None
+    # When the cgroup was first seen frozen at its limit (oom_kill_disable: the kernel's under_oom), else None.
+    frozen_at: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -135,13 +160,21 @@ class Event:
 
 @dataclass(kw_only=True)
 class Writes:
-    """The audit of acknowledged writes; counts are None when the load logged none."""
+    """The audit of acknowledged writes, in Jepsen's terms; counts are None when the load logged none.
+
+    verified: read back as acknowledged; lost: 404 or a different body (fails the run); unverified: the
+    audit could not look (5xx/429 after retries, timeouts, refused, or it gave up), so the run is
+    inconclusive. acknowledged = verified + lost + unverified.
+    """
 
     applicable: bool = False
     acknowledged: int | None = None
     verified: int | None = None
     lost: int | None = None
+    unverified: int | None = None
     lost_examples: list[str] = field(default_factory=list)
+    unverified_examples: list[str] = field(default_factory=list)
+    gave_up: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -168,6 +201,7 @@ class Slo:
 class LoadSeries:
     """Locust's view over time; latency lists hold None where no request finished."""
 
+    source: str = ""
     t: list[float] = field(default_factory=list)
     users: list[int] = field(default_factory=list)
     rps: list[float] = field(default_factory=list)
@@ -179,8 +213,9 @@ class LoadSeries:
 
 @dataclass(kw_only=True)
 class ContainerSeries:
-    """One container's samples over time."""
+    """One container's samples over time (the docker CLI's stats formulas), keyed by container name."""
 
+    service: str = ""
     t: list[float] = field(default_factory=list)
     memory_bytes: list[int] = field(default_factory=list)
     limit_bytes: int | None = None
@@ -197,11 +232,44 @@ class Series:
 
 @dataclass(kw_only=True)
 class Cost:
-    """What watching and loading cost the machine."""
+    """What watching and loading cost the machine, in percent of one core over the run."""
 
     prober_cpu_seconds: float = 0.0
     prober_cpu_percent: float = 0.0
     load_generator_cpu_percent: float | None = None
+    # Locust's own "CPU usage above 90%" warning: the generator, not the service, may have set the pace.
+    load_generator_cpu_warning: bool = False
+
+
+@dataclass(kw_only=True)
+class Failure:
+    """One row of Locust's failures table: a request that failed, grouped by endpoint and error."""
+
+    method: str = ""
+    name: str = ""
+    error: str = ""
+    occurrences: int = 0
+    first_t: float | None = None
+    last_t: float | None = None
+
+
+@dataclass(kw_only=True)
+class LocustException:
+    """One row of Locust's exceptions table: an error raised in the locustfile's own code."""
+
+    message: str = ""
+    count: int = 0
+    traceback: str = ""
+    first_t: float | None = None
+    last_t: float | None = None
+
+
+@dataclass(kw_only=True)
+class ClientErrors:
+    """What the load's clients saw go wrong, on the run's time axis (from stackprobe's Locust listener)."""
+
+    failures: list[Failure] = field(default_factory=list)
+    exceptions: list[LocustException] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -220,14 +288,24 @@ class Report:
     latency_ms: Latency = field(default_factory=Latency)
     memory: Memory = field(default_factory=Memory)
     cpu: Cpu = field(default_factory=Cpu)
+    # OOM kills by the kernel's own counter (oom_kill in memory.oom_control / memory.events), PID-1 kills
+    # recovered from the engine's die events; `oom_events` is the engine's oom event count beside it.
     oom_kills: int = 0
+    oom_kills_source: str = ""
+    oom_events: int = 0
     restarts: int = 0
+    # Target containers that stopped during the run and were not started again (no restart policy).
+    target_exits: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     writes: Writes = field(default_factory=Writes)
+    client_errors: ClientErrors = field(default_factory=ClientErrors)
     slo: Slo = field(default_factory=Slo)
     series: Series = field(default_factory=Series)
     cost: Cost = field(default_factory=Cost)
+    # What the run could not observe (a cut event stream, an unread cgroup, ...): each makes it inconclusive.
+    problems: list[str] = field(default_factory=list)
     verdict: Verdict = "fail"
+    # Why the verdict is what it is: the failures for "fail", what could not be seen for "inconclusive".
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

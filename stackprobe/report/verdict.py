@@ -1,25 +1,81 @@
-"""Decide a run's verdict from its report, with a reason for every failure."""
+"""Decide a run's verdict from its report: pass, fail (seen to go wrong) or inconclusive (could not see).
+
+A failure seen outranks what could not be seen: a run with an OOM kill fails even if its event stream was
+cut. A run with nothing seen to go wrong but something it could not observe is inconclusive, never a pass.
+"""
 
 from __future__ import annotations
 
 from stackprobe.report.fmt import format_check
 from stackprobe.report.model import Report, Verdict
 
+# Locust's own warning fires above 90 % of a core; the same bound on the measured figure.
+GENERATOR_CPU_SATURATED_PERCENT = 90.0
+INCONCLUSIVE_PREFIX = "inconclusive: "
 
-def judge(report: Report) -> tuple[Verdict, list[str]]:
-    """Return "pass" with no reasons, or "fail" with one reason per problem found."""
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def failures(report: Report) -> list[str]:
+    """Return what the run saw go wrong, one reason each."""
     reasons: list[str] = []
-    if not report.limits.applied_matches:
-        problems = "; ".join(report.limits.problems) or "applied limits differ from those asked"
-        reasons.append(f"limits not applied as asked: {problems}")
-    if report.requests.total == 0:
-        reasons.append("no request was made")
     if report.oom_kills:
-        reasons.append(f"{report.oom_kills} OOM kill{'s' if report.oom_kills != 1 else ''}")
+        source = f" ({report.oom_kills_source})" if report.oom_kills_source else ""
+        reasons.append(f"{_plural(report.oom_kills, 'OOM kill')}{source}")
+    if report.memory.frozen_at is not None:
+        reasons.append(
+            f"frozen at its memory limit from t={report.memory.frozen_at:.1f} s "
+            "(the kernel's under_oom: OOM killing is disabled, so nothing was killed and nothing ran)"
+        )
     if report.restarts:
-        reasons.append(f"{report.restarts} restart{'s' if report.restarts != 1 else ''}")
+        reasons.append(_plural(report.restarts, "restart"))
+    reasons.extend(f"target container {name} stopped and was not started again" for name in report.target_exits)
     writes = report.writes
     if writes.applicable and writes.lost:
         reasons.append(f"{writes.lost} of {writes.acknowledged} acknowledged writes lost")
-    reasons.extend(f"SLO not met: {format_check(c)}" for c in report.slo.checks if not c.passed)
-    return ("fail" if reasons else "pass"), reasons
+    if report.requests.exceptions:
+        reasons.append(f"{_plural(report.requests.exceptions, 'exception')} raised in the locustfile's tasks")
+    if report.load.locust_exit_code:
+        reasons.append(f"Locust exited with code {report.load.locust_exit_code}")
+    if report.load.overran:
+        reasons.append(report.load.overran)
+    reasons.extend(
+        f"SLO not met: {format_check(c)}" for c in report.slo.checks if not c.passed and c.actual is not None
+    )
+    return reasons
+
+
+def blind_spots(report: Report) -> list[str]:
+    """Return what the run could not observe, one reason each: any of them makes a pass inconclusive."""
+    reasons: list[str] = list(report.problems)
+    if not report.limits.applied_matches:
+        problems = "; ".join(report.limits.problems) or "applied limits differ from those asked"
+        reasons.append(f"limits not in force as asked: {problems}")
+    if report.requests.total == 0:
+        reasons.append("no request was made: the load was not delivered")
+    reasons.extend(f"SLO not measured: {format_check(c)}" for c in report.slo.checks if c.actual is None)
+    writes = report.writes
+    if writes.applicable and writes.unverified:
+        why = f" ({writes.gave_up})" if writes.gave_up else ""
+        reasons.append(f"{writes.unverified} of {writes.acknowledged} acknowledged writes could not be checked{why}")
+    cost = report.cost
+    if cost.load_generator_cpu_warning:
+        reasons.append("Locust warned that its CPU was above 90 %: the generator, not the service, set the pace")
+    elif (cost.load_generator_cpu_percent or 0) > GENERATOR_CPU_SATURATED_PERCENT:
+        reasons.append(
+            f"Locust used {cost.load_generator_cpu_percent:.0f} % of a core: the generator may have set the pace"
+        )
+    return reasons
+
+
+def judge(report: Report) -> tuple[Verdict, list[str]]:
+    """Return the verdict and its reasons: failures first, then (prefixed "inconclusive: ") blind spots."""
+    seen = failures(report)
+    unseen = [INCONCLUSIVE_PREFIX + reason for reason in blind_spots(report)]
+    if seen:
+        return "fail", seen + unseen
+    if unseen:
+        return "inconclusive", unseen
+    return "pass", []

@@ -20,8 +20,9 @@ DATA = Path(__file__).parent / "data"
 # The contract's top-level keys, in its order.
 CONTRACT_KEYS = [
     "schema_version", "stackprobe_version", "started_at", "finished_at", "duration_s", "target", "load",
-    "limits", "requests", "latency_ms", "memory", "cpu", "oom_kills", "restarts", "events", "writes", "slo",
-    "series", "cost", "verdict", "reasons",
+    "limits", "requests", "latency_ms", "memory", "cpu", "oom_kills", "oom_kills_source", "oom_events",
+    "restarts", "target_exits", "events", "writes", "client_errors", "slo", "series", "cost", "problems",
+    "verdict", "reasons",
 ]  # fmt: skip
 
 
@@ -48,19 +49,38 @@ def test_report_sections_serialise_with_the_contracts_keys() -> None:
     assert list(data["limits"]) == [
         "memory_requested_bytes", "memory_declared_bytes", "memory_applied_bytes", "memswap_applied_bytes",
         "memory_cgroup_bytes", "cgroup_version", "cpus_requested", "cpus_applied", "applied_matches", "problems",
+        "notes",
     ]  # fmt: skip
     assert list(data["latency_ms"]) == ["p50", "p95", "p99", "avg", "max"]
     assert list(data["events"][0]) == ["t", "action", "container", "service", "exit_code"]
     assert list(data["series"]) == ["load", "containers"]
-    assert list(data["series"]["load"]) == ["t", "users", "rps", "failures_per_s", "p50_ms", "p95_ms", "p99_ms"]
+    assert list(data["series"]["load"]) == [
+        "source",
+        "t",
+        "users",
+        "rps",
+        "failures_per_s",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+    ]
     assert list(data["slo"]) == ["spec", "checks", "passed"]
-    assert list(data["writes"]) == ["applicable", "acknowledged", "verified", "lost", "lost_examples"]
-    assert list(data["cost"]) == ["prober_cpu_seconds", "prober_cpu_percent", "load_generator_cpu_percent"]
+    assert list(data["writes"]) == [
+        "applicable", "acknowledged", "verified", "lost", "unverified", "lost_examples", "unverified_examples",
+        "gave_up",
+    ]  # fmt: skip
+    assert list(data["memory"]) == [
+        "peak_bytes", "peak_source", "peak_kernel_bytes", "peak_sampled_bytes", "limit_bytes", "peak_ratio",
+        "idle_bytes", "frozen_at",
+    ]  # fmt: skip
+    assert list(data["cost"]) == [
+        "prober_cpu_seconds", "prober_cpu_percent", "load_generator_cpu_percent", "load_generator_cpu_warning",
+    ]  # fmt: skip
 
 
 def test_report_reads_back_what_it_wrote(report_data: dict[str, Any]) -> None:
     report = Report.from_dict(report_data)
-    assert isinstance(report.series.containers["users"], ContainerSeries)
+    assert isinstance(report.series.containers["probe-3f9a-users-1"], ContainerSeries)
     assert report.events[0].action == "oom"
     assert Report.from_json(report.to_json()) == report
     assert report.to_dict() == report_data
@@ -75,7 +95,7 @@ def test_from_dict_turns_json_integers_into_floats_where_floats_belong(report_da
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(schema_version=2), "schema_version 2 is not 1"),
+        (lambda d: d.update(schema_version=1), "schema_version 1 is not 2"),
         (lambda d: d["memory"].update(peak_bytes="1 GiB"), r"report\.memory\.peak_bytes: expected int"),
         (lambda d: d["events"][0].update(action="boom"), r"report\.events\[0\]\.action: 'boom' is not one of"),
         (lambda d: d["events"][0].pop("t"), r"report\.events\[0\]: .*'t'"),
@@ -118,7 +138,10 @@ def test_a_default_report_satisfies_the_schema(validator: jsonschema.Draft202012
         (lambda d: d["limits"].update(cgroup_version=3), "$.limits.cgroup_version"),
         (lambda d: d["events"][0].update(action="boom"), "$.events[0].action"),
         (lambda d: d["slo"]["checks"][0].update(op="=="), "$.slo.checks[0].op"),
-        (lambda d: d["series"]["containers"]["users"].pop("limit_bytes"), "$.series.containers.users"),
+        (
+            lambda d: d["series"]["containers"]["probe-3f9a-users-1"].pop("limit_bytes"),
+            "$.series.containers['probe-3f9a-users-1']",
+        ),
         (lambda d: d["series"]["load"]["rps"].append("fast"), "$.series.load.rps[61]"),
         (lambda d: d.update(verdict="maybe"), "$.verdict"),
         (lambda d: d.update(extra=1), "$"),
@@ -155,4 +178,7 @@ def test_schema_requires_every_field_of_the_model() -> None:
     check(model.ContainerSeries, props["series"]["properties"]["containers"]["additionalProperties"])
     step_search = props["load"]["properties"]["step_search"]["oneOf"][1]
     check(model.StepSearch, step_search)
+    check(model.ClientErrors, props["client_errors"])
+    check(model.Failure, props["client_errors"]["properties"]["failures"]["items"])
+    check(model.LocustException, props["client_errors"]["properties"]["exceptions"]["items"])
     check(model.Step, step_search["properties"]["steps"]["items"])

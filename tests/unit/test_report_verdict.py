@@ -1,16 +1,18 @@
-"""The verdict: pass only when nothing went wrong, with one reason per problem otherwise."""
+"""The verdict: pass only when nothing went wrong and everything was seen; fail before inconclusive."""
 
 from __future__ import annotations
 
+import pytest
+
 from stackprobe.report import Report, judge
-from stackprobe.report.model import Limits, Requests, Slo, SloCheck, Writes
+from stackprobe.report.model import Cost, Limits, Load, Memory, Requests, Slo, SloCheck, Writes
 
 
 def _clean() -> Report:
     return Report(
         limits=Limits(memory_requested_bytes=256 << 20, memory_applied_bytes=256 << 20, applied_matches=True),
         requests=Requests(total=1000, failures=0, rps=50.0),
-        writes=Writes(applicable=True, acknowledged=300, verified=300, lost=0),
+        writes=Writes(applicable=True, acknowledged=300, verified=300, lost=0, unverified=0),
         slo=Slo(spec="p95<200ms", checks=[SloCheck(metric="p95", op="<", threshold=200, actual=80, passed=True)]),
     )
 
@@ -19,40 +21,79 @@ def test_a_clean_run_passes_without_reasons() -> None:
     assert judge(_clean()) == ("pass", [])
 
 
-def test_every_problem_gives_its_own_reason() -> None:
+def test_every_failure_gives_its_own_reason() -> None:
     report = _clean()
-    report.limits.applied_matches = False
-    report.limits.problems = ["memory applied 512.0 MiB, asked 256.0 MiB"]
-    report.oom_kills = 2
+    report.oom_kills, report.oom_kills_source = 2, "kernel oom_kill counter"
     report.restarts = 1
-    report.writes.lost = 3
+    report.target_exits = ["p-app-1"]
+    report.writes.lost, report.writes.verified = 3, 297
+    report.requests.exceptions = 921
+    report.load = Load(locust_exit_code=1, overran="Locust ran 12.0 s past --duration 5s")
     report.slo.checks.append(SloCheck(metric="errors", op="<", threshold=1, actual=2.5, passed=False))
-    report.slo.passed = False
     assert judge(report) == (
         "fail",
         [
-            "limits not applied as asked: memory applied 512.0 MiB, asked 256.0 MiB",
-            "2 OOM kills",
+            "2 OOM kills (kernel oom_kill counter)",
             "1 restart",
+            "target container p-app-1 stopped and was not started again",
             "3 of 300 acknowledged writes lost",
+            "921 exceptions raised in the locustfile's tasks",
+            "Locust exited with code 1",
+            "Locust ran 12.0 s past --duration 5s",
             "SLO not met: errors < 1% (actual 2.5%)",
         ],
     )
 
 
-def test_a_run_without_requests_fails() -> None:
+def test_a_container_frozen_at_its_limit_fails_without_an_oom_kill() -> None:
     report = _clean()
-    report.requests = Requests()
-    assert judge(report) == ("fail", ["no request was made"])
+    report.memory = Memory(frozen_at=4.2)
+    verdict, reasons = judge(report)
+    assert verdict == "fail"
+    assert reasons[0].startswith("frozen at its memory limit from t=4.2 s")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda r: r.problems.append("event stream ended early"), "event stream ended early"),
+        (lambda r: setattr(r, "requests", Requests()), "no request was made: the load was not delivered"),
+        (
+            lambda r: setattr(r.limits, "applied_matches", False),
+            "limits not in force as asked: applied limits differ from those asked",
+        ),
+        (
+            lambda r: r.slo.checks.append(SloCheck(metric="p99", op="<", threshold=300, actual=None, passed=False)),
+            "SLO not measured: p99 < 300 ms (actual n/a)",
+        ),
+        (
+            lambda r: setattr(r, "writes", Writes(applicable=True, acknowledged=10, verified=7, lost=0, unverified=3)),
+            "3 of 10 acknowledged writes could not be checked",
+        ),
+        (
+            lambda r: setattr(r, "cost", Cost(load_generator_cpu_warning=True)),
+            "Locust warned that its CPU was above 90 %: the generator, not the service, set the pace",
+        ),
+        (
+            lambda r: setattr(r, "cost", Cost(load_generator_cpu_percent=97.0)),
+            "Locust used 97 % of a core: the generator may have set the pace",
+        ),
+    ],
+)
+def test_what_the_run_could_not_see_makes_it_inconclusive_not_a_pass(spoil, reason: str) -> None:
+    report = _clean()
+    spoil(report)
+    assert judge(report) == ("inconclusive", [f"inconclusive: {reason}"])
+
+
+def test_a_failure_seen_outranks_what_could_not_be_seen() -> None:
+    report = _clean()
+    report.oom_kills = 1
+    report.problems.append("cgroup not read")
+    assert judge(report) == ("fail", ["1 OOM kill", "inconclusive: cgroup not read"])
 
 
 def test_lost_writes_do_not_count_when_the_audit_does_not_apply() -> None:
     report = _clean()
     report.writes = Writes(applicable=False)
     assert judge(report) == ("pass", [])
-
-
-def test_limits_that_differ_without_a_named_problem_still_fail() -> None:
-    report = _clean()
-    report.limits.applied_matches = False
-    assert judge(report) == ("fail", ["limits not applied as asked: applied limits differ from those asked"])

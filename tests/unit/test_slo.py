@@ -95,10 +95,24 @@ def test_evaluate_fails_when_any_check_fails() -> None:
     assert not slo.passed
 
 
-def test_evaluate_fails_latency_checks_of_a_run_without_requests() -> None:
-    slo = evaluate_slo("p95<200ms,errors<1%", Report())
-    assert [(c.actual, c.passed) for c in slo.checks] == [(None, False), (0.0, True)]
+def test_no_check_is_met_by_a_run_without_requests() -> None:
+    slo = evaluate_slo("p95<200ms,errors<1%,rps>=0", Report())
+    assert [(c.actual, c.passed) for c in slo.checks] == [(None, False), (None, False), (None, False)]
     assert not slo.passed
+
+
+@pytest.mark.parametrize(("failures", "passed"), [(7, True), (8, False)])
+def test_the_errors_boundary_is_exact(failures: int, passed: bool) -> None:
+    # 7 / 100 * 100 is 7.000000000000001 in floating point: the check must still hold at 7 %.
+    report = Report(requests=Requests(total=100, failures=failures, failure_ratio=failures / 100))
+    (only,) = evaluate_slo("errors<=7%", report).checks
+    assert (only.actual, only.passed) == (float(failures), passed)
+
+
+def test_a_fractional_errors_threshold_is_read_as_written() -> None:
+    report = Report(requests=Requests(total=1000, failures=3, failure_ratio=0.003))
+    assert evaluate_slo("errors<=0.3%", report).passed
+    assert not evaluate_slo("errors<0.3%", report).passed
 
 
 def test_evaluate_of_an_empty_spec_passes() -> None:
