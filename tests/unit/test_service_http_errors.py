@@ -6,6 +6,7 @@ so each 4xx below also shows the request was refused before any database access.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from users import create_app
+from users.drain import DRAIN_MAX_BYTES
 
 from stackprobe.stack import free_ports
 
@@ -152,3 +154,39 @@ def test_unexpected_exception_is_a_logged_json_500(app: Flask, caplog: pytest.Lo
     assert _error(response, 500)["code"] == "internal_error"
     assert "boom" not in response.get_data(as_text=True)
     assert any(record.exc_info and record.exc_info[0] is RuntimeError for record in caplog.records)
+
+
+# A body refused unread (413 on its declared length, 415 on its type) is read to its end before the answer,
+# within DRAIN_MAX_BYTES: a client that writes the whole body before reading would otherwise meet a reset.
+@pytest.mark.parametrize(
+    ("size", "content_type", "status"),
+    [
+        (2_000_000, "application/json", 413),
+        (DRAIN_MAX_BYTES, "application/json", 413),
+        (2_000_000, "text/plain", 415),
+        (20_000, "application/json", 413),
+    ],
+)
+def test_a_refused_body_is_read_to_its_end_before_the_answer(
+    client: FlaskClient, size: int, content_type: str, status: int
+) -> None:
+    stream = io.BytesIO(b"x" * size)
+    response = client.post("/users", input_stream=stream, content_length=size, content_type=content_type)
+    _error(response, status)
+    assert stream.tell() == size
+
+
+@pytest.mark.parametrize(
+    ("size", "headers"),
+    [
+        (DRAIN_MAX_BYTES + 1, JSON),  # more than is worth reading: answered and closed at once
+        (2_000_000, {**JSON, "Expect": "100-continue"}),  # the client sends nothing before it is told to
+    ],
+    ids=["beyond-the-bound", "expect-100-continue"],
+)
+def test_a_refused_body_is_left_unread_when_reading_it_would_not_help(
+    client: FlaskClient, size: int, headers: dict[str, str]
+) -> None:
+    stream = io.BytesIO(b"x" * size)
+    _error(client.post("/users", input_stream=stream, content_length=size, headers=headers), 413)
+    assert stream.tell() == 0

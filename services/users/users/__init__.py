@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import db, errors, openapi, routes
+from . import db, drain, errors, openapi, routes
 from .config import ConfigError, Settings, load_settings
 from .jsonprovider import OrjsonProvider
 
@@ -38,6 +38,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(openapi.bp)
+    # A refused body is read to its end (within bounds) before the answer, so the client can read the answer.
+    app.wsgi_app = drain.DrainUnreadBody(app.wsgi_app)
     app.logger.info("users service configured for %s", settings.safe_database_url)
     return app
 
