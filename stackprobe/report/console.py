@@ -1,4 +1,8 @@
-"""Print a Report's summary to a terminal as rich tables."""
+"""Print a Report's summary to a terminal as rich tables: every figure with its source, nothing left out.
+
+Long lists (events, the clients' failures and exceptions) are cut at ten rows, with a count of the rest,
+which the JSON and HTML reports hold in full.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +12,53 @@ from rich.text import Text
 
 from stackprobe.report.fmt import (
     NA,
+    describe_load,
+    describe_peak_memory,
     describe_step_search,
     format_bytes,
     format_check,
     format_count,
     format_ms,
     format_number,
-    format_peak_memory,
     format_percent,
     format_ratio,
+    format_t,
+    oom_counts_disagree,
 )
-from stackprobe.report.model import Report
+from stackprobe.report.model import Failure, LocustException, Report
 
-_MAX_EVENTS = 10
+_MAX_ROWS = 10
+_MAX_EVENTS = _MAX_ROWS
+_MAX_EXAMPLES = 3
+_VERDICT_STYLES = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}
 
 
 def render_console(report: Report, console: Console | None = None) -> None:
-    """Print limits, load, memory, CPU, events, writes, SLO checks and the verdict."""
+    """Print limits, load, memory, CPU, events, writes, the clients' errors, SLO checks and the verdict."""
     console = console or Console()
     target = report.target
     console.print(
         Text.assemble(
             ("stackprobe ", "bold"),
             f"{target.project}/{target.service} at {target.url}, {report.duration_s:.1f} s",
+            f"\nload: {describe_load(report.load)}",
         )
     )
     console.print(_limits_table(report))
     console.print(_run_table(report))
     if report.events:
         console.print(_events_table(report))
+    errors = report.client_errors
+    if errors.failures or errors.exceptions:
+        console.print(Text("What the clients saw", style="bold"))
+    if errors.failures:
+        console.print(_failures_table(errors.failures))
+    if errors.exceptions:
+        console.print(_exceptions_table(errors.exceptions))
     if report.slo.checks:
         console.print(_slo_table(report))
+    if report.problems:
+        console.print(_problems(report))
     console.print(_verdict(report))
 
 
@@ -64,42 +84,99 @@ def _limits_table(report: Report) -> Table:
     table.caption_justify = "left"
     for problem in limits.problems:
         table.add_row(Text(problem, style="red"), "", "", "", "")
+    for note in limits.notes:
+        table.add_row(Text(f"note: {note}", style="dim"), "", "", "", "")
     return table
 
 
+def _count(value: int, style: str = "bold red") -> Text:
+    return Text(format_count(value), style=style if value else "")
+
+
 def _run_table(report: Report) -> Table:
-    requests, latency, memory, cpu, writes = (
+    requests, latency, memory, cpu, load = (
         report.requests,
         report.latency_ms,
         report.memory,
         report.cpu,
-        report.writes,
+        report.load,
     )
     table = Table(title="Run", title_justify="left", show_header=False)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    table.add_column("figure", no_wrap=True)
+    table.add_column("value")
     table.add_row("requests", format_count(requests.total))
     table.add_row("requests/s", format_number(requests.rps))
     failures = f"{format_count(requests.failures)} ({format_ratio(requests.failure_ratio, 2)})"
     table.add_row("failures", Text(failures, style="red" if requests.failures else ""))
+    table.add_row("exceptions", _count(requests.exceptions, "red"))
     for name in ("p50", "p95", "p99", "avg", "max"):
         table.add_row(f"latency {name}", format_ms(getattr(latency, name)))
-    peak = format_peak_memory(memory)
-    table.add_row("peak memory", peak)
+    high = bool(memory.peak_ratio and memory.peak_ratio >= 0.9)
+    # Text, not str: a source is free text, and rich would read brackets in it as markup.
+    table.add_row(
+        "peak memory", Text(describe_peak_memory(memory, report.limits.cgroup_version), style="red" if high else "")
+    )
     table.add_row("idle memory", format_bytes(memory.idle_bytes))
+    if memory.frozen_at is not None:
+        frozen = f"from t={memory.frozen_at:.1f} s (the kernel's under_oom: OOM killing is disabled)"
+        table.add_row("frozen at limit", Text(frozen, style="bold red"))
     table.add_row("CPU peak / avg", f"{format_percent(cpu.peak_percent)} / {format_percent(cpu.avg_percent)}")
     throttled = NA if cpu.throttled_seconds is None else f"{cpu.throttled_seconds:.2f} s"
     table.add_row("CPU throttled", f"{format_count(cpu.throttled_periods)} periods, {throttled}")
-    table.add_row("OOM kills", Text(str(report.oom_kills), style="bold red" if report.oom_kills else ""))
-    table.add_row("restarts", Text(str(report.restarts), style="bold red" if report.restarts else ""))
-    if writes.applicable:
-        lost = f"{format_count(writes.lost)} lost of {format_count(writes.acknowledged)} acknowledged"
-        table.add_row("writes", Text(lost, style="bold red" if writes.lost else ""))
-    else:
-        table.add_row("writes", NA)
-    if report.load.step_search is not None:
-        table.add_row("step search", describe_step_search(report.load.step_search))
+    table.add_row("OOM kills", _oom_kills(report))
+    table.add_row("restarts", _count(report.restarts))
+    if report.target_exits:
+        exits = f"{', '.join(report.target_exits)} stopped and were not started again"
+        table.add_row("target exits", Text(exits, style="bold red"))
+    _writes_rows(report, table)
+    if load.locust_exit_code is not None:
+        table.add_row("Locust exit code", _count(load.locust_exit_code))
+    if load.overran:
+        table.add_row("Locust overran", Text(load.overran, style="bold red"))
+    table.add_row("load generator CPU", _generator_cpu(report))
+    if load.step_search is not None:
+        table.add_row("step search", describe_step_search(load.step_search))
     return table
+
+
+def _oom_kills(report: Report) -> Text:
+    text = Text.assemble(
+        _count(report.oom_kills), f" — {report.oom_kills_source or 'source not recorded'}; engine oom events: "
+    )
+    if oom_counts_disagree(report):
+        text.append(f"{report.oom_events} (disagrees with the kernel's count)", style="bold yellow")
+    else:
+        text.append(str(report.oom_events))
+    return text
+
+
+def _writes_rows(report: Report, table: Table) -> None:
+    writes = report.writes
+    if not writes.applicable:
+        table.add_row("writes", NA)
+        return
+    counts = Text.assemble(
+        (f"{format_count(writes.lost)} lost", "bold red" if writes.lost else ""),
+        ", ",
+        (f"{format_count(writes.unverified)} unverified", "bold yellow" if writes.unverified else ""),
+        f", {format_count(writes.verified)} verified of {format_count(writes.acknowledged)} acknowledged",
+    )
+    table.add_row("writes", counts)
+    for label, examples in (("lost, e.g.", writes.lost_examples), ("unverified, e.g.", writes.unverified_examples)):
+        if examples:
+            more = len(examples) - _MAX_EXAMPLES
+            shown = ", ".join(examples[:_MAX_EXAMPLES]) + (f" and {more} more" if more > 0 else "")
+            table.add_row(label, Text(shown))
+    if writes.gave_up:
+        table.add_row("audit gave up", Text(writes.gave_up, style="yellow"))
+
+
+def _generator_cpu(report: Report) -> Text:
+    cost = report.cost
+    text = Text(format_percent(cost.load_generator_cpu_percent))
+    if cost.load_generator_cpu_warning:
+        text.append(" (Locust warned: CPU above 90 %)", style="bold yellow")
+    return text
 
 
 def _events_table(report: Report) -> Table:
@@ -110,11 +187,47 @@ def _events_table(report: Report) -> Table:
         style = "bold red" if event.action in ("oom", "die") else ""
         exit_code = NA if event.exit_code is None else str(event.exit_code)
         table.add_row(
-            f"{event.t:.1f} s", Text(event.action, style=style), Text(event.service), Text(event.container), exit_code
+            format_t(event.t), Text(event.action, style=style), Text(event.service), Text(event.container), exit_code
         )
-    hidden = len(report.events) - _MAX_EVENTS
+    _more(table, len(report.events))
+    return table
+
+
+def _more(table: Table, total: int) -> None:
+    hidden = total - _MAX_ROWS
     if hidden > 0:
         table.caption = f"{hidden} more in the JSON and HTML reports"
+        table.caption_justify = "left"
+
+
+def _failures_table(failures: list[Failure]) -> Table:
+    table = Table(title="Failed requests (Locust's failures)", title_justify="left")
+    for column in ("request", "error", "count", "first t", "last t"):
+        table.add_column(column, justify="right" if column in ("count", "first t", "last t") else "left")
+    for failure in failures[:_MAX_ROWS]:
+        table.add_row(
+            Text(f"{failure.method} {failure.name}".strip()),
+            Text(failure.error, style="red"),
+            format_count(failure.occurrences),
+            format_t(failure.first_t),
+            format_t(failure.last_t),
+        )
+    _more(table, len(failures))
+    return table
+
+
+def _exceptions_table(exceptions: list[LocustException]) -> Table:
+    table = Table(title="Exceptions in the locustfile", title_justify="left")
+    for column in ("exception", "count", "first t", "last t"):
+        table.add_column(column, justify="left" if column == "exception" else "right")
+    for exception in exceptions[:_MAX_ROWS]:
+        table.add_row(
+            Text(exception.message, style="red"),
+            format_count(exception.count),
+            format_t(exception.first_t),
+            format_t(exception.last_t),
+        )
+    _more(table, len(exceptions))
     return table
 
 
@@ -124,13 +237,20 @@ def _slo_table(report: Report) -> Table:
     table.add_column("check")
     table.add_column("result")
     for check in report.slo.checks:
-        table.add_row(Text(format_check(check)), _mark(check.passed, "met", "not met"))
+        result = _mark(check.passed, "met", "not met") if check.actual is not None else Text("not measured", "yellow")
+        table.add_row(Text(format_check(check)), result)
     return table
 
 
+def _problems(report: Report) -> Text:
+    text = Text("could not observe:", style="bold yellow")
+    for problem in report.problems:
+        text.append(f"\n  - {problem}", style="yellow")
+    return text
+
+
 def _verdict(report: Report) -> Text:
-    passed = report.verdict == "pass"
-    text = Text.assemble(("verdict: ", "bold"), ("PASS" if passed else "FAIL", "bold green" if passed else "bold red"))
+    text = Text.assemble(("verdict: ", "bold"), (report.verdict.upper(), _VERDICT_STYLES.get(report.verdict, "bold")))
     for reason in report.reasons:
         text.append(f"\n  - {reason}")
     return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, Memory, SloCheck, StepSearch
+from stackprobe.report.model import SLO_UNITS, Load, Memory, Report, SloCheck, StepSearch
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -72,6 +72,71 @@ def format_peak_memory(memory: Memory) -> str:
     if memory.limit_bytes is not None:
         peak += f" of {format_bytes(memory.limit_bytes)} ({format_ratio(memory.peak_ratio)})"
     return peak
+
+
+def format_t(value: float | None) -> str:
+    """Return a time on the run's axis (seconds since the load started), e.g. "41.3 s"."""
+    return NA if value is None else f"{value:.1f} s"
+
+
+SAMPLED_PEAK_SOURCE = "docker stats samples"
+
+
+def kernel_peak_source(cgroup_version: int | None) -> str:
+    """Return the cgroup file a kernel high-water mark is read from, e.g. "cgroup v2 memory.peak"."""
+    if cgroup_version == 1:
+        return "cgroup v1 memory.max_usage_in_bytes"
+    if cgroup_version == 2:
+        return "cgroup v2 memory.peak"
+    return "cgroup high-water mark"
+
+
+def other_peaks(memory: Memory, cgroup_version: int | None) -> list[tuple[str, str]]:
+    """Return the peak figures beside `peak_bytes` as (source, figure), leaving out the one it repeats.
+
+    `peak_bytes` is the kernel's high-water mark when that was read, else the sampled peak: so a read mark
+    shows the sampled peak beside it, and an unread one says so.
+    """
+    kernel, sampled = memory.peak_kernel_bytes, memory.peak_sampled_bytes
+    if memory.peak_bytes is None and kernel is None and sampled is None:
+        return []
+    others: list[tuple[str, str]] = []
+    if kernel is None:
+        others.append((kernel_peak_source(cgroup_version), "not read"))
+    elif kernel != memory.peak_bytes:
+        others.append((kernel_peak_source(cgroup_version), format_bytes(kernel)))
+    if kernel is not None or sampled != memory.peak_bytes:
+        others.append((SAMPLED_PEAK_SOURCE, format_bytes(sampled) if sampled is not None else "none taken"))
+    return others
+
+
+def describe_peak_memory(memory: Memory, cgroup_version: int | None) -> str:
+    """Return peak memory with its source and the other figure beside it.
+
+    E.g. "110.2 MiB of 256.0 MiB (43.0%) — cgroup v1 memory.max_usage_in_bytes; docker stats samples: 12.1 MiB".
+    """
+    others = other_peaks(memory, cgroup_version)
+    if memory.peak_bytes is None and not others:
+        return NA
+    text = f"{format_peak_memory(memory)} — {memory.peak_source or 'source not recorded'}"
+    return "; ".join([text, *(f"{source}: {figure}" for source, figure in others)])
+
+
+def oom_counts_disagree(report: Report) -> bool:
+    """Return whether the kernel's OOM kill count and the engine's oom events differ."""
+    return report.oom_kills != report.oom_events
+
+
+def describe_oom_kills(report: Report) -> str:
+    """Return OOM kills with their source and the engine's count beside, e.g. "1 — kernel …; engine oom events: 1"."""
+    source = report.oom_kills_source or "source not recorded"
+    return f"{report.oom_kills} — {source}; engine oom events: {report.oom_events}"
+
+
+def describe_load(load: Load) -> str:
+    """Return the load as asked, e.g. "loadtests: 20 users, spawn rate 2/s, steady, 60 s"."""
+    shape = load.shape if load.shape is not None else "no shape (-u users at -r per second for -t)"
+    return f"{load.locustfile}: {load.users} users, spawn rate {load.spawn_rate:g}/s, {shape}, {load.duration_s:g} s"
 
 
 def describe_step_search(search: StepSearch) -> str:

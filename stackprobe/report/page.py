@@ -12,6 +12,8 @@ from pathlib import Path
 
 from stackprobe.report.fmt import (
     NA,
+    SAMPLED_PEAK_SOURCE,
+    describe_load,
     describe_step_search,
     format_bytes,
     format_count,
@@ -21,8 +23,12 @@ from stackprobe.report.fmt import (
     format_percent,
     format_ratio,
     format_slo_value,
+    format_t,
+    kernel_peak_source,
+    oom_counts_disagree,
 )
 from stackprobe.report.model import Report
+from stackprobe.report.verdict import INCONCLUSIVE_PREFIX
 
 UPLOT_VERSION = "1.6.32"
 _STATIC = resources.files("stackprobe.report") / "static"
@@ -46,8 +52,10 @@ def html_page(report: Report) -> str:
     body = "\n".join(
         [
             _header(report),
+            _problems(report),
             _cards(report),
-            '<h2>Over time</h2>\n<div id="charts"></div>',
+            _charts(report),
+            _clients(report),
             _limits(report),
             _slo(report),
             _events(report),
@@ -113,19 +121,22 @@ def _yes_no(flag: bool, yes: str = "yes", no: str = "no") -> str:
 
 def _header(report: Report) -> str:
     target, load = report.target, report.load
-    reasons = "".join(f"<li>{_e(reason)}</li>" for reason in report.reasons)
+    reasons = "".join(
+        f'<li class="{"unseen" if reason.startswith(INCONCLUSIVE_PREFIX) else "seen"}">{_e(reason)}</li>'
+        for reason in report.reasons
+    )
     facts = [
         ("project", target.project),
         ("service", target.service),
         ("URL", target.url),
         ("compose files", ", ".join(target.compose_files)),
-        (
-            "load",
-            f"{load.locustfile}: {load.users} users, spawn rate {load.spawn_rate:g}/s, "
-            f"{load.shape}, {load.duration_s:g} s",
-        ),
+        ("load", describe_load(load)),
         ("run", f"{report.started_at} to {report.finished_at} ({report.duration_s:.1f} s)"),
     ]
+    if load.locust_exit_code is not None:
+        facts.append(("Locust exit code", str(load.locust_exit_code)))
+    if load.overran:
+        facts.append(("Locust overran", load.overran))
     if load.step_search is not None:
         facts.append(("step search", describe_step_search(load.step_search)))
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
@@ -137,37 +148,100 @@ def _header(report: Report) -> str:
     )
 
 
-def _cards(report: Report) -> str:
-    requests, latency, memory, cpu, writes = (
-        report.requests,
-        report.latency_ms,
-        report.memory,
-        report.cpu,
-        report.writes,
+def _charts(report: Report) -> str:
+    # report.js draws into this; the sources are named here so the page spells them one way.
+    kernel = kernel_peak_source(report.limits.cgroup_version)
+    return (
+        f'<h2>Over time</h2>\n<div id="charts" data-sampled-source="{_e(SAMPLED_PEAK_SOURCE)}" '
+        f'data-kernel-peak-source="{_e(kernel)}"></div>'
     )
-    peak = format_peak_memory(memory)
-    lost = writes.lost if writes.applicable else None
+
+
+def _problems(report: Report) -> str:
+    if not report.problems:
+        return ""
+    items = "".join(f"<li>{_e(problem)}</li>" for problem in report.problems)
+    return f'<h2>What the run could not observe</h2>\n<ul class="problems" id="problems">{items}</ul>'
+
+
+def _card(
+    label: str, value: str, bad: bool = False, details: Iterable[str] = (), card_id: str = "", extra: str = ""
+) -> str:
+    """Return a summary card; label, value and details are text, escaped here; `extra` is a class name."""
+    lines = "".join(f'<div class="detail">{_e(detail)}</div>' for detail in details)
+    ident = f' id="{card_id}"' if card_id else ""
+    classes = " ".join(["card", *(["bad"] if bad else []), *(["wide"] if details else []), *([extra] if extra else [])])
+    return (
+        f'<div class="{classes}"{ident}><div class="label">{_e(label)}</div>'
+        f'<div class="value">{_e(value)}</div>{lines}</div>'
+    )
+
+
+def _cards(report: Report) -> str:
+    requests, latency, cpu, writes = report.requests, report.latency_ms, report.cpu, report.writes
+    # The memory and OOM cards first: they carry their sources, and are what the prober is for.
     cards = [
-        ("requests", format_count(requests.total), False),
-        ("requests/s", format_number(requests.rps), False),
-        (
+        _peak_card(report),
+        _oom_card(report),
+        _card("requests", format_count(requests.total)),
+        _card("requests/s", format_number(requests.rps)),
+        _card(
             "failures",
             f"{format_count(requests.failures)} ({format_ratio(requests.failure_ratio, 2)})",
             requests.failures > 0,
         ),
-        ("p50 / p95 / p99", " / ".join(format_ms(v) for v in (latency.p50, latency.p95, latency.p99)), False),
-        ("peak memory", peak, bool(memory.peak_ratio and memory.peak_ratio >= 0.9)),
-        ("CPU peak / avg", f"{format_percent(cpu.peak_percent)} / {format_percent(cpu.avg_percent)}", False),
-        ("OOM kills", str(report.oom_kills), report.oom_kills > 0),
-        ("restarts", str(report.restarts), report.restarts > 0),
-        ("writes lost", NA if lost is None else f"{lost} of {format_count(writes.acknowledged)}", bool(lost)),
+        _card("exceptions", format_count(requests.exceptions), requests.exceptions > 0),
+        _card("p50 / p95 / p99", " / ".join(format_ms(v) for v in (latency.p50, latency.p95, latency.p99))),
+        _card("CPU peak / avg", f"{format_percent(cpu.peak_percent)} / {format_percent(cpu.avg_percent)}"),
+        _card("restarts", str(report.restarts), report.restarts > 0),
     ]
-    items = "".join(
-        f'<div class="card{" bad" if bad else ""}"><div class="label">{_e(label)}</div>'
-        f'<div class="value">{_e(value)}</div></div>'
-        for label, value, bad in cards
+    if report.target_exits:
+        cards.append(_card("target exits", ", ".join(report.target_exits), True, ["stopped, not started again"]))
+    if writes.applicable:
+        cards.append(
+            _card(
+                "writes lost", f"{format_count(writes.lost)} of {format_count(writes.acknowledged)}", bool(writes.lost)
+            )
+        )
+        cards.append(
+            _card(
+                "writes unverified",
+                f"{format_count(writes.unverified)} of {format_count(writes.acknowledged)}",
+                bool(writes.unverified),
+                [writes.gave_up] if writes.gave_up else [],
+            )
+        )
+    else:
+        cards.append(_card("writes lost", NA))
+    return f'<h2>Summary</h2>\n<div class="cards" id="summary">{"".join(cards)}</div>'
+
+
+def _peak_card(report: Report) -> str:
+    memory = report.memory
+    details: list[str] = []
+    if memory.peak_bytes is not None:
+        details.append(f"from {memory.peak_source or 'a source not recorded'}")
+    if memory.peak_bytes is not None or memory.peak_kernel_bytes is not None or memory.peak_sampled_bytes is not None:
+        kernel = "not read" if memory.peak_kernel_bytes is None else format_bytes(memory.peak_kernel_bytes)
+        details.append(f"{kernel_peak_source(report.limits.cgroup_version)}: {kernel}")
+        details.append(f"{SAMPLED_PEAK_SOURCE}: {format_bytes(memory.peak_sampled_bytes)}")
+    if memory.frozen_at is not None:
+        details.append(f"frozen at the limit from t={memory.frozen_at:.1f} s (under_oom)")
+    high = bool(memory.peak_ratio and memory.peak_ratio >= 0.9) or memory.frozen_at is not None
+    return _card("peak memory", format_peak_memory(memory), high, details, "peak-memory")
+
+
+def _oom_card(report: Report) -> str:
+    details = [
+        f"from {report.oom_kills_source or 'a source not recorded'}",
+        f"engine oom events: {report.oom_events}",
+    ]
+    disagree = oom_counts_disagree(report)
+    if disagree:
+        details.append("the kernel's count and the engine's events disagree")
+    return _card(
+        "OOM kills", str(report.oom_kills), report.oom_kills > 0, details, "oom-kills", "disagree" if disagree else ""
     )
-    return f'<h2>Summary</h2>\n<div class="cards" id="summary">{items}</div>'
 
 
 def _limits(report: Report) -> str:
@@ -188,11 +262,13 @@ def _limits(report: Report) -> str:
         ([_e(cell) for cell in row] for row in rows),
     )
     problems = "".join(f"<li>{_e(p)}</li>" for p in limits.problems)
+    notes = "".join(f"<li>{_e(n)}</li>" for n in limits.notes)
     version = NA if limits.cgroup_version is None else f"v{limits.cgroup_version}"
     return (
         f'<h2>Limits</h2>\n<div id="limits">{table}\n'
         f"<p>cgroup {_e(version)}; applied as asked: {_yes_no(limits.applied_matches)}</p>"
         + (f'<ul class="reasons">{problems}</ul>' if problems else "")
+        + (f'<ul class="notes" id="limit-notes">{notes}</ul>' if notes else "")
         + "</div>"
     )
 
@@ -207,7 +283,7 @@ def _slo(report: Report) -> str:
             _e(c.op),
             _e(format_slo_value(c.metric, c.threshold)),
             _e(format_slo_value(c.metric, c.actual)),
-            _yes_no(c.passed, "met", "not met"),
+            _yes_no(c.passed, "met", "not met") if c.actual is not None else '<span class="unseen">not measured</span>',
         ]
         for c in slo.checks
     )
@@ -238,27 +314,109 @@ def _writes(report: Report) -> str:
     if not writes.applicable:
         return '<h2>Acknowledged writes</h2>\n<p id="writes" class="muted">n/a: the load logged no writes</p>'
     table = _table(
-        ["acknowledged", "verified", "lost"],
-        [[_e(format_count(v)) for v in (writes.acknowledged, writes.verified, writes.lost)]],
+        ["acknowledged", "verified", "lost", "unverified (could not be checked)"],
+        [[_e(format_count(v)) for v in (writes.acknowledged, writes.verified, writes.lost, writes.unverified)]],
     )
-    examples = "".join(f"<li><code>{_e(x)}</code></li>" for x in writes.lost_examples)
-    return (
-        f'<h2>Acknowledged writes</h2>\n<div id="writes">{table}'
-        + (f"<p>lost, for example:</p><ul>{examples}</ul>" if examples else "")
-        + "</div>"
-    )
+    parts = [f'<h2>Acknowledged writes</h2>\n<div id="writes">{table}']
+    if writes.gave_up:
+        parts.append(f'<p class="unseen">the audit gave up: {_e(writes.gave_up)}</p>')
+    for label, examples in (("lost", writes.lost_examples), ("unverified", writes.unverified_examples)):
+        if examples:
+            items = "".join(f"<li><code>{_e(x)}</code></li>" for x in examples)
+            parts.append(f"<p>{label}, for example:</p><ul>{items}</ul>")
+    return "".join(parts) + "</div>"
 
 
 def _cost(report: Report) -> str:
     cost = report.cost
+    warning = (
+        '<span class="bad">yes: the generator, not the service, may have set the pace</span>'
+        if cost.load_generator_cpu_warning
+        else "no"
+    )
     table = _table(
-        ["prober CPU", "prober CPU share", "load generator CPU"],
+        ["prober CPU", "prober CPU share", "load generator CPU", "Locust's CPU warning"],
         [
             [
                 _e(f"{cost.prober_cpu_seconds:.2f} s"),
                 _e(format_percent(cost.prober_cpu_percent)),
                 _e(format_percent(cost.load_generator_cpu_percent)),
+                warning,
             ]
         ],
     )
     return f'<h2>Cost of measuring</h2>\n<div id="cost">{table}</div>'
+
+
+def _extent(report: Report) -> tuple[float, float] | None:
+    """Return the run's time axis as the charts draw it: the earliest and latest t of anything on it."""
+    series = report.series
+    times = [*series.load.t, *(t for c in series.containers.values() for t in c.t), *(e.t for e in report.events)]
+    errors = report.client_errors
+    times += [t for row in [*errors.failures, *errors.exceptions] for t in (row.first_t, row.last_t) if t is not None]
+    return (min(times), max(times)) if times else None
+
+
+def _when(first: float | None, last: float | None, extent: tuple[float, float] | None) -> str:
+    """Return a bar placing first..last on the run's time axis (the charts' x axis)."""
+    if first is None or extent is None:
+        return ""
+    last = first if last is None else last
+    low, high = extent
+    span = (high - low) or 1.0
+    left = max(0.0, min(100.0, (first - low) / span * 100))
+    width = max(0.5, min(100.0 - left, (last - first) / span * 100))
+    return (
+        f'<div class="when" title="{_e(format_t(first))} to {_e(format_t(last))}">'
+        f'<div class="span" style="left:{left:.2f}%;width:{width:.2f}%"></div></div>'
+    )
+
+
+def _clients(report: Report) -> str:
+    errors = report.client_errors
+    extent = _extent(report)
+    axis = (
+        f"on the charts' time axis, {format_t(extent[0])} to {format_t(extent[1])}"
+        if extent is not None
+        else "on the charts' time axis"
+    )
+    parts = ["<h2>What the clients saw</h2>", '<div id="clients">']
+    if errors.failures:
+        rows = (
+            [
+                _e(f.method),
+                _e(f.name),
+                _e(f.error),
+                _e(format_count(f.occurrences)),
+                _e(format_t(f.first_t)),
+                _e(format_t(f.last_t)),
+                _when(f.first_t, f.last_t, extent),
+            ]
+            for f in errors.failures
+        )
+        head = ["method", "name", "error", "occurrences", "first seen", "last seen", _e(f"when ({axis})")]
+        parts.append(f'<h3>Failed requests</h3>\n<div id="client-failures">{_table(head, rows)}</div>')
+    else:
+        parts.append('<p id="client-failures" class="muted">no failed request</p>')
+    if errors.exceptions:
+        rows = (
+            [
+                f"<pre>{_e(x.message)}</pre>"
+                + (
+                    f"<details><summary>traceback</summary><pre>{_e(x.traceback)}</pre></details>"
+                    if x.traceback
+                    else ""
+                ),
+                _e(format_count(x.count)),
+                _e(format_t(x.first_t)),
+                _e(format_t(x.last_t)),
+                _when(x.first_t, x.last_t, extent),
+            ]
+            for x in errors.exceptions
+        )
+        head = ["exception in the locustfile", "count", "first seen", "last seen", _e(f"when ({axis})")]
+        parts.append(f'<h3>Exceptions</h3>\n<div id="client-exceptions">{_table(head, rows)}</div>')
+    else:
+        parts.append('<p id="client-exceptions" class="muted">no exception in the locustfile</p>')
+    parts.append("</div>")
+    return "\n".join(parts)

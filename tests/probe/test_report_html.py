@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from stackprobe.report import Report, load_report, render_html
-from stackprobe.report.model import Event
+from stackprobe.report.model import ContainerSeries, Event
 
 pytestmark = pytest.mark.browser
 
@@ -26,8 +26,13 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 REPORT = Path(__file__).resolve().parent.parent / "unit" / "data" / "report_oom.json"
-# Requests/failures, latency, memory of each of the two containers, CPU.
+# Requests/failures, latency, memory of each of the two services, CPU.
 CHARTS = 5
+USERS, DB = "probe-3f9a-users-1", "probe-3f9a-db-1"
+MIB = 1024 * 1024
+# Each chart's id and the labels of its uPlot series (the first is the time axis).
+SERIES_LABELS = """() => Object.fromEntries(window.stackprobeCharts.map(
+    u => [u.root.closest("figure").id, u.series.map(s => s.label)]))"""
 
 
 @dataclass
@@ -123,8 +128,8 @@ def test_every_chart_is_drawn(oom_page: OpenedReport) -> None:
     assert all(n > 1000 for n in painted), painted
 
 
-def test_charts_are_titled_per_container(oom_page: OpenedReport) -> None:
-    captions = oom_page.page.locator("figure.chart figcaption").all_inner_texts()
+def test_charts_are_titled_per_service(oom_page: OpenedReport) -> None:
+    captions = oom_page.page.locator("figure.chart figcaption .title").all_inner_texts()
     assert captions == [
         "Requests and failures per second",
         "Latency (ms)",
@@ -132,6 +137,34 @@ def test_charts_are_titled_per_container(oom_page: OpenedReport) -> None:
         "Memory of db (MiB), no limit",
         "CPU (% of one core)",
     ]
+
+
+def test_every_chart_names_its_source(oom_page: OpenedReport) -> None:
+    load_source = load_report(REPORT).series.load.source
+    assert load_source
+    sources = oom_page.page.locator("figure.chart figcaption .source").all_inner_texts()
+    assert sources == [
+        f"source: {load_source}",
+        f"source: {load_source}",
+        "source: docker stats samples, one line per container; kernel peak: cgroup v1 memory.max_usage_in_bytes",
+        "source: docker stats samples, one line per container",
+        "source: docker stats samples, one line per container",
+    ]
+
+
+def test_the_memory_chart_draws_the_container_its_limit_and_the_kernel_peak(oom_page: OpenedReport) -> None:
+    page = oom_page.page
+    labels = page.evaluate(SERIES_LABELS)
+    assert labels["chart-memory-0"] == ["t", USERS, "limit", "kernel peak"]
+    assert labels["chart-memory-1"] == ["t", DB]
+    assert labels["chart-cpu"] == ["t", USERS, DB]
+    # The limit and the kernel's high-water mark are level lines at their values, across the whole axis.
+    levels = page.evaluate(
+        """() => { const u = window.stackprobeCharts.find(u => u.root.closest("figure").id === "chart-memory-0");
+            return [2, 3].map(i => [...new Set(u.data[i].filter(v => v != null))]); }"""
+    )
+    report = load_report(REPORT)
+    assert levels == [[256.0], [report.memory.peak_kernel_bytes / MIB]]
 
 
 def test_the_oom_kill_is_marked_on_every_chart_and_listed(oom_page: OpenedReport) -> None:
@@ -192,6 +225,58 @@ def test_hovering_one_chart_moves_the_cursor_on_all(open_report: Callable[[Repor
     assert 25 < seconds[0] < 35
 
 
+def test_a_replica_report_draws_one_memory_line_per_container(
+    open_report: Callable[[Report], OpenedReport],
+) -> None:
+    report = load_report(REPORT)
+    first = report.series.containers[USERS]
+    # A second replica, sampled a quarter second later: the lines must not break where the other has samples.
+    report.series.containers["probe-3f9a-users-2"] = ContainerSeries(
+        service="users",
+        t=[t + 0.25 for t in first.t],
+        memory_bytes=[b // 2 for b in first.memory_bytes],
+        limit_bytes=first.limit_bytes,
+        cpu_percent=[c / 2 for c in first.cpu_percent],
+    )
+    opened = open_report(report)
+    page = opened.page
+    assert opened.problems == []
+    assert opened.requests == [opened.url]
+    assert page.locator("figure.chart canvas").count() == CHARTS
+    labels = page.evaluate(SERIES_LABELS)
+    assert labels["chart-memory-0"] == ["t", USERS, "probe-3f9a-users-2", "limit", "kernel peak"]
+    assert labels["chart-memory-1"] == ["t", DB]
+    assert labels["chart-cpu"] == ["t", USERS, "probe-3f9a-users-2", DB]
+    captions = page.locator("figure.chart figcaption .title").all_inner_texts()
+    assert captions[2:4] == ["Memory of users (MiB), 2 containers", "Memory of db (MiB), no limit"]
+    # Each replica's line holds every one of its samples and is drawn unbroken where the other replica has
+    # samples (uPlot's path for the series records no gap: the 1.6 series' _paths.gaps).
+    drawn = page.evaluate(
+        """() => { const u = window.stackprobeCharts.find(u => u.root.closest("figure").id === "chart-memory-0");
+            return [1, 2].map(i => [
+                u.data[i].filter(v => v != null).length, (u.series[i]._paths.gaps || []).length]); }"""
+    )
+    assert drawn == [[len(first.t), 0], [len(first.t), 0]]
+
+
+def test_an_inconclusive_verdict_is_badged_as_such(open_report: Callable[[Report], OpenedReport]) -> None:
+    report = load_report(REPORT)
+    report.problems = ["event stream ended before the watch stopped"]
+    report.verdict, report.reasons = "inconclusive", ["inconclusive: event stream ended before the watch stopped"]
+    opened = open_report(report)
+    badge = opened.page.locator("#verdict")
+    assert badge.inner_text() == "INCONCLUSIVE"
+    colours = opened.page.evaluate(
+        """() => { const probe = document.createElement("span");
+            document.body.appendChild(probe);
+            return ["pass", "fail", "inconclusive"].map(v => {
+                probe.className = "verdict " + v; return getComputedStyle(probe).backgroundColor; }); }"""
+    )
+    assert badge.evaluate("b => getComputedStyle(b).backgroundColor") == colours[2]
+    assert len(set(colours)) == 3
+    assert opened.problems == []
+
+
 def test_a_run_without_samples_shows_no_data(open_report: Callable[[Report], OpenedReport]) -> None:
     opened = open_report(Report())
     page = opened.page
@@ -205,11 +290,12 @@ def test_hostile_names_are_shown_as_text(open_report: Callable[[Report], OpenedR
     hostile = "<img src=x onerror=alert(1)></script><script>alert(2)</script>"
     report = load_report(REPORT)
     report.target.service = hostile
-    report.series.containers[hostile] = report.series.containers.pop("users")
+    report.series.containers[hostile] = report.series.containers.pop(USERS)
+    report.series.containers[hostile].service = hostile
     report.events.append(Event(t=5.0, action="start", container=hostile, service=hostile))
     opened = open_report(report)
     assert opened.problems == []
     assert opened.requests == [opened.url]
     assert opened.page.locator("img").count() == 0
-    assert f"Memory of {hostile} (MiB)" in opened.page.locator("figure.chart figcaption").all_inner_texts()
+    assert f"Memory of {hostile} (MiB)" in opened.page.locator("figure.chart figcaption .title").all_inner_texts()
     assert opened.page.locator("#events tr").last.locator("td").nth(2).inner_text() == hostile

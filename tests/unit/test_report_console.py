@@ -8,7 +8,16 @@ import pytest
 from rich.console import Console
 
 from stackprobe.report import Report, load_report, render_console
-from stackprobe.report.model import Event, Limits
+from stackprobe.report.model import (
+    ClientErrors,
+    Event,
+    Failure,
+    Limits,
+    Load,
+    LocustException,
+    Memory,
+    Writes,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,10 +34,26 @@ def oom_text() -> str:
     return _text(load_report(DATA / "report_oom.json"))
 
 
+def _rows(text: str) -> list[str]:
+    """Return the tables' body rows, each with the lines rich wrapped it onto, cells joined by single spaces."""
+    rows: list[list[str]] = []
+    in_row = False
+    for line in text.splitlines():
+        if not line.startswith("│"):
+            in_row = False
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if in_row and cells[0] == "":
+            rows[-1] = [f"{a} {b}" for a, b in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+        in_row = True
+    return [" ".join(" ".join(cells).split()) for cells in rows]
+
+
 def _line(text: str, label: str) -> str:
     """Return the table row whose first cell is `label`, cells joined by single spaces."""
-    rows = [" ".join(line.replace("│", " ").split()) for line in text.splitlines() if line.startswith("│")]
-    (row,) = [row for row in rows if row.startswith(f"{label} ")]
+    (row,) = [row for row in _rows(text) if row.startswith(f"{label} ")]
     return row
 
 
@@ -44,23 +69,160 @@ def test_summary_shows_load_and_latency(oom_text: str) -> None:
     assert _line(oom_text, "latency p95") == "latency p95 68.0 ms"
 
 
-def test_summary_shows_peak_memory_against_the_limit(oom_text: str) -> None:
-    assert _line(oom_text, "peak memory") == "peak memory 255.8 MiB of 256.0 MiB (99.9%)"
+def test_summary_shows_the_verdicts_peak_with_its_source_and_the_sampled_peak_beside(oom_text: str) -> None:
+    assert _line(oom_text, "peak memory") == (
+        "peak memory 256.0 MiB of 256.0 MiB (100.0%) — the limit: PID 1 was OOM-killed at it "
+        "(cgroup v1 memory.max_usage_in_bytes); docker stats samples: 255.8 MiB"
+    )
 
 
-def test_summary_shows_oom_kills_restarts_and_writes(oom_text: str) -> None:
-    assert _line(oom_text, "OOM kills") == "OOM kills 1"
+def test_summary_shows_a_kernel_peak_and_the_sampled_peak_with_their_sources() -> None:
+    memory = Memory(
+        peak_bytes=115_553_075,
+        peak_source="cgroup v1 memory.max_usage_in_bytes",
+        peak_kernel_bytes=115_553_075,
+        peak_sampled_bytes=12_687_769,
+        limit_bytes=256 << 20,
+        peak_ratio=0.43,
+    )
+    text = _text(Report(memory=memory, limits=Limits(cgroup_version=1)))
+    assert _line(text, "peak memory") == (
+        "peak memory 110.2 MiB of 256.0 MiB (43.0%) — cgroup v1 memory.max_usage_in_bytes; "
+        "docker stats samples: 12.1 MiB"
+    )
+
+
+def test_summary_says_when_the_peak_is_sampled_because_the_kernel_mark_was_not_read() -> None:
+    memory = Memory(peak_bytes=50 << 20, peak_source="docker stats samples", peak_sampled_bytes=50 << 20)
+    text = _text(Report(memory=memory, limits=Limits(cgroup_version=2)))
+    assert _line(text, "peak memory") == (
+        "peak memory 50.0 MiB — docker stats samples; cgroup v2 memory.peak: not read"
+    )
+
+
+def test_summary_shows_oom_kills_with_their_source_and_the_engines_events_beside(oom_text: str) -> None:
+    assert _line(oom_text, "OOM kills") == (
+        "OOM kills 1 — kernel oom_kill counter (memory.oom_control); engine oom events: 1"
+    )
+    assert "disagrees" not in oom_text
+
+
+def test_summary_highlights_oom_counts_that_disagree() -> None:
+    console = Console(record=True, width=120, color_system="standard", force_terminal=True)
+    render_console(Report(oom_kills=0, oom_kills_source="kernel oom_kill counter", oom_events=2), console)
+    text = console.export_text(clear=False)
+    assert _line(text, "OOM kills") == (
+        "OOM kills 0 — kernel oom_kill counter; engine oom events: 2 (disagrees with the kernel's count)"
+    )
+    # Bold yellow, as nothing else in the row is.
+    assert "\x1b[1;33m2 (disagrees with the kernel's count)" in console.export_text(styles=True)
+
+
+def test_summary_shows_restarts_writes_and_events(oom_text: str) -> None:
     assert _line(oom_text, "restarts") == "restarts 1"
-    assert _line(oom_text, "writes") == "writes 3 lost of 2,210 acknowledged"
+    assert _line(oom_text, "writes") == "writes 3 lost, 0 unverified, 2,207 verified of 2,210 acknowledged"
+    assert (
+        _line(oom_text, "lost, e.g.")
+        == "lost, e.g. /users/1873: HTTP 404, /users/1874: HTTP 404, /users/1877: HTTP 404"
+    )
     assert "41.3 s │ oom" in oom_text
 
 
-def test_summary_shows_slo_checks_and_the_verdict_with_reasons(oom_text: str) -> None:
+def test_summary_shows_unverified_writes_and_why_the_audit_gave_up() -> None:
+    writes = Writes(
+        applicable=True,
+        acknowledged=100,
+        verified=60,
+        lost=0,
+        unverified=40,
+        unverified_examples=[f"/users/{i}: HTTP 503" for i in range(5)],
+        gave_up="the service answered 503 for 30 s",
+    )
+    text = _text(Report(writes=writes))
+    assert _line(text, "writes") == "writes 0 lost, 40 unverified, 60 verified of 100 acknowledged"
+    assert _line(text, "unverified, e.g.") == (
+        "unverified, e.g. /users/0: HTTP 503, /users/1: HTTP 503, /users/2: HTTP 503 and 2 more"
+    )
+    assert _line(text, "audit gave up") == "audit gave up the service answered 503 for 30 s"
+
+
+def test_summary_lists_the_clients_failures_on_the_time_axis(oom_text: str) -> None:
+    assert "What the clients saw\nFailed requests (Locust's failures)" in oom_text
+    assert _line(oom_text, "POST /users") == (
+        "POST /users ConnectionResetError(104, 'Connection reset by peer') 212 41.3 s 42.6 s"
+    )
+    assert _line(oom_text, "GET /users?limit=20") == (
+        "GET /users?limit=20 ConnectionRefusedError(111, 'Connection refused') 193 41.4 s 44.9 s"
+    )
+    assert "Exceptions in the locustfile" not in oom_text
+
+
+def test_summary_lists_the_locustfiles_exceptions_at_most_ten() -> None:
+    exceptions = [
+        LocustException(message=f"KeyError: 'id{i}'", count=i + 1, traceback="Traceback ...", first_t=i, last_t=i + 0.5)
+        for i in range(12)
+    ]
+    text = _text(Report(client_errors=ClientErrors(exceptions=exceptions)))
+    assert "What the clients saw\nExceptions in the locustfile" in text
+    assert _line(text, "KeyError: 'id0'") == "KeyError: 'id0' 1 0.0 s 0.5 s"
+    assert "KeyError: 'id10'" not in text
+    assert "2 more in the JSON and HTML reports" in text
+
+
+def test_summary_lists_at_most_ten_failures() -> None:
+    failures = [Failure(method="GET", name=f"/p{i}", error="[boom]", occurrences=1, first_t=1.0) for i in range(11)]
+    text = _text(Report(client_errors=ClientErrors(failures=failures)))
+    assert _line(text, "GET /p9") == "GET /p9 [boom] 1 1.0 s n/a"
+    assert "GET /p10" not in text
+    assert "1 more in the JSON and HTML reports" in text
+
+
+def test_summary_shows_the_verdict_with_its_reasons(oom_text: str) -> None:
     assert "errors < 1% (actual 5.464%) │ not met" in oom_text
     assert oom_text.rstrip().endswith(
-        "verdict: FAIL\n  - 1 OOM kill\n  - 1 restart\n  - 3 of 2210 acknowledged writes lost\n"
-        "  - SLO not met: errors < 1% (actual 5.464%)"
+        "verdict: FAIL\n  - 1 OOM kill (kernel oom_kill counter (memory.oom_control))\n  - 1 restart\n"
+        "  - 3 of 2210 acknowledged writes lost\n  - SLO not met: errors < 1% (actual 5.464%)"
     )
+
+
+def test_an_inconclusive_run_reads_inconclusive_with_what_it_could_not_observe() -> None:
+    cut = "event stream ended before the watch stopped; OOM kills and restarts may be missing"
+    report = load_report(DATA / "report_oom.json")
+    report.oom_kills = report.oom_events = report.restarts = 0
+    report.problems = [cut]
+    report.verdict, report.reasons = "inconclusive", [f"inconclusive: {cut}"]
+    text = _text(report)
+    assert "PASS" not in text
+    assert "FAIL" not in text
+    assert f"could not observe:\n  - {cut}" in text
+    assert text.rstrip().endswith(f"verdict: INCONCLUSIVE\n  - inconclusive: {cut}")
+
+
+def test_a_passing_run_reads_pass() -> None:
+    assert _text(Report(verdict="pass")).rstrip().endswith("verdict: PASS")
+
+
+def test_summary_shows_locusts_exit_code_and_overrun_when_set(oom_text: str) -> None:
+    assert _line(oom_text, "Locust exit code") == "Locust exit code 0"
+    assert "Locust overran" not in oom_text
+    overran = "Locust ran 30 s past --duration and was stopped"
+    text = _text(Report(load=Load(locust_exit_code=1, overran=overran, shape=None)))
+    assert _line(text, "Locust exit code") == "Locust exit code 1"
+    assert _line(text, "Locust overran") == f"Locust overran {overran}"
+    assert "no shape (-u users at -r per second for -t)" in text
+    assert "Locust exit code" not in _text(Report())
+
+
+def test_summary_shows_frozen_memory_target_exits_and_the_generators_cpu_warning() -> None:
+    report = Report(memory=Memory(frozen_at=12.25), target_exits=["probe-users-2"])
+    report.cost.load_generator_cpu_percent = 97.0
+    report.cost.load_generator_cpu_warning = True
+    text = _text(report)
+    assert _line(text, "frozen at limit") == (
+        "frozen at limit from t=12.2 s (the kernel's under_oom: OOM killing is disabled)"
+    )
+    assert _line(text, "target exits") == "target exits probe-users-2 stopped and were not started again"
+    assert _line(text, "load generator CPU") == "load generator CPU 97.0% (Locust warned: CPU above 90 %)"
 
 
 def test_summary_of_an_empty_run_says_n_a() -> None:
@@ -68,6 +230,7 @@ def test_summary_of_an_empty_run_says_n_a() -> None:
     assert _line(text, "latency p95") == "latency p95 n/a"
     assert _line(text, "writes") == "writes n/a"
     assert _line(text, "peak memory") == "peak memory n/a"
+    assert _line(text, "load generator CPU") == "load generator CPU n/a"
 
 
 def test_summary_flags_limits_that_were_not_applied() -> None:
@@ -76,6 +239,12 @@ def test_summary_flags_limits_that_were_not_applied() -> None:
     assert "applied as asked: no" in text
     # Brackets are text, not rich markup.
     assert "[x] no cap" in text
+
+
+def test_summary_shows_the_limits_notes() -> None:
+    note = "the host has no swap: the limit is strict in effect"
+    text = _text(Report(limits=Limits(notes=[note])))
+    assert _line(text, "note:") == f"note: {note}"
 
 
 def test_summary_prints_names_literally() -> None:

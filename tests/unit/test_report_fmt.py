@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from stackprobe.report.fmt import (
+    describe_load,
+    describe_oom_kills,
+    describe_peak_memory,
     format_bytes,
     format_check,
     format_count,
@@ -13,8 +16,14 @@ from stackprobe.report.fmt import (
     format_percent,
     format_ratio,
     format_slo_value,
+    format_t,
+    kernel_peak_source,
+    oom_counts_disagree,
+    other_peaks,
 )
-from stackprobe.report.model import SloCheck
+from stackprobe.report.model import Load, Memory, Report, SloCheck
+
+MIB = 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -38,9 +47,8 @@ def test_bytes_read_in_binary_units(value: int | None, text: str) -> None:
 
 
 def test_unknown_figures_read_n_a() -> None:
-    assert {format_ms(None), format_percent(None), format_ratio(None), format_number(None), format_count(None)} == {
-        "n/a"
-    }
+    unknown = (format_ms(None), format_percent(None), format_ratio(None), format_number(None), format_count(None))
+    assert {*unknown, format_t(None)} == {"n/a"}
 
 
 def test_numbers_read_with_their_units() -> None:
@@ -62,3 +70,67 @@ def test_slo_values_read_with_their_metrics_unit() -> None:
 def test_a_check_reads_as_a_sentence() -> None:
     check = SloCheck(metric="p99", op="<=", threshold=1000.0, actual=1234.5678, passed=False)
     assert format_check(check) == "p99 <= 1000 ms (actual 1235 ms)"
+
+
+def test_times_read_on_the_runs_axis() -> None:
+    assert format_t(41.26) == "41.3 s"
+    assert format_t(-2.0) == "-2.0 s"
+
+
+@pytest.mark.parametrize(
+    ("version", "source"),
+    [(1, "cgroup v1 memory.max_usage_in_bytes"), (2, "cgroup v2 memory.peak"), (None, "cgroup high-water mark")],
+)
+def test_the_kernel_peak_names_its_cgroup_file(version: int | None, source: str) -> None:
+    assert kernel_peak_source(version) == source
+
+
+def test_a_kernel_peak_reads_with_its_source_and_the_sampled_peak_beside() -> None:
+    memory = Memory(
+        peak_bytes=110 * MIB,
+        peak_source="cgroup v2 memory.peak",
+        peak_kernel_bytes=110 * MIB,
+        peak_sampled_bytes=12 * MIB,
+        limit_bytes=256 * MIB,
+        peak_ratio=110 / 256,
+    )
+    assert other_peaks(memory, 2) == [("docker stats samples", "12.0 MiB")]
+    assert describe_peak_memory(memory, 2) == (
+        "110.0 MiB of 256.0 MiB (43.0%) — cgroup v2 memory.peak; docker stats samples: 12.0 MiB"
+    )
+
+
+def test_a_peak_that_is_not_the_kernel_mark_shows_the_mark_too() -> None:
+    memory = Memory(peak_bytes=256 * MIB, peak_source="the limit", peak_kernel_bytes=200 * MIB)
+    assert other_peaks(memory, 1) == [
+        ("cgroup v1 memory.max_usage_in_bytes", "200.0 MiB"),
+        ("docker stats samples", "none taken"),
+    ]
+
+
+def test_a_sampled_peak_says_the_kernel_mark_was_not_read() -> None:
+    memory = Memory(peak_bytes=50 * MIB, peak_sampled_bytes=50 * MIB)
+    assert describe_peak_memory(memory, None) == ("50.0 MiB — source not recorded; cgroup high-water mark: not read")
+
+
+def test_no_peak_at_all_reads_n_a() -> None:
+    assert other_peaks(Memory(), 2) == []
+    assert describe_peak_memory(Memory(), 2) == "n/a"
+
+
+def test_oom_kills_read_with_their_source_and_the_engines_count() -> None:
+    report = Report(oom_kills=1, oom_kills_source="kernel oom_kill counter (memory.events)", oom_events=1)
+    assert describe_oom_kills(report) == "1 — kernel oom_kill counter (memory.events); engine oom events: 1"
+    assert not oom_counts_disagree(report)
+    report.oom_events = 0
+    assert oom_counts_disagree(report)
+    assert describe_oom_kills(Report()) == "0 — source not recorded; engine oom events: 0"
+
+
+def test_the_load_reads_as_asked_and_says_when_it_had_no_shape() -> None:
+    load = Load(locustfile="loadtests", users=20, spawn_rate=2.0, duration_s=60.0, shape="ramp")
+    assert describe_load(load) == "loadtests: 20 users, spawn rate 2/s, ramp, 60 s"
+    load.shape = None
+    assert (
+        describe_load(load) == "loadtests: 20 users, spawn rate 2/s, no shape (-u users at -r per second for -t), 60 s"
+    )

@@ -1,5 +1,6 @@
 // Draws the report's charts with uPlot from the JSON block #report-data, on one shared time axis:
 // every chart spans the same seconds, zooming one zooms all, and the cursor moves on all together.
+// Each chart's caption names where its figures come from.
 (function () {
   "use strict";
 
@@ -8,19 +9,26 @@
   var load = series.load || {t: []};
   var containers = series.containers || {};
   var events = report.events || [];
+  var clientErrors = report.client_errors || {};
+  var memory = report.memory || {};
   var MiB = 1024 * 1024;
   var PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
   var EVENT_LABELS = {oom: "OOM", die: "die", restart: "restart", start: "start"};
   var root = document.getElementById("charts");
+  // Source names as the page's tables spell them (set by page.py).
+  var SAMPLED_SOURCE = root.dataset.sampledSource || "docker stats samples";
+  var KERNEL_SOURCE = root.dataset.kernelPeakSource || "cgroup high-water mark";
+  var LOAD_SOURCE = load.source || "source not recorded";
   var charts = [];
   var syncingScale = false;
   var cursorSync = uPlot.sync("stackprobe");
 
-  // The shared extent: from the earliest to the latest t of any series or event.
+  // The shared extent: from the earliest to the latest t of any series, event or client error.
   var tMin = Infinity;
   var tMax = -Infinity;
   function widen(values) {
     for (var i = 0; i < values.length; i++) {
+      if (values[i] == null) continue;
       if (values[i] < tMin) tMin = values[i];
       if (values[i] > tMax) tMax = values[i];
     }
@@ -28,11 +36,33 @@
   widen(load.t || []);
   Object.keys(containers).forEach(function (name) { widen(containers[name].t || []); });
   widen(events.map(function (e) { return e.t; }));
+  (clientErrors.failures || []).concat(clientErrors.exceptions || []).forEach(function (row) {
+    widen([row.first_t, row.last_t]);
+  });
 
-  // Containers in a stable order, the service under test first.
+  // Containers (keyed by container name; replicas give one each) in a stable order: the service under
+  // test first, then by service, then by name.
+  var target = report.target && report.target.service;
+  function serviceOf(name) { return containers[name].service || name; }
+  function compare(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
   var names = Object.keys(containers).sort(function (a, b) {
-    var target = report.target && report.target.service;
-    return (b === target) - (a === target) || (a < b ? -1 : a > b ? 1 : 0);
+    var sa = serviceOf(a);
+    var sb = serviceOf(b);
+    return (sb === target) - (sa === target) || compare(sa, sb) || compare(a, b);
+  });
+  // One colour per container, the same on the memory and the CPU charts.
+  var colour = {};
+  names.forEach(function (name, i) { colour[name] = PALETTE[i % PALETTE.length]; });
+  // Services in that order, each with its containers.
+  var services = [];
+  var byService = {};
+  names.forEach(function (name) {
+    var service = serviceOf(name);
+    if (!byService[service]) {
+      byService[service] = [];
+      services.push(service);
+    }
+    byService[service].push(name);
   });
 
   function fixed(digits, unit) {
@@ -101,12 +131,19 @@
     syncingScale = false;
   }
 
-  function figure(id, title) {
+  function figure(id, title, source) {
     var fig = document.createElement("figure");
     fig.className = "chart";
     fig.id = id;
     var caption = document.createElement("figcaption");
-    caption.textContent = title;
+    var titleSpan = document.createElement("span");
+    titleSpan.className = "title";
+    titleSpan.textContent = title;
+    caption.appendChild(titleSpan);
+    var sourceSpan = document.createElement("span");
+    sourceSpan.className = "source";
+    sourceSpan.textContent = "source: " + source;
+    caption.appendChild(sourceSpan);
     fig.appendChild(caption);
     root.appendChild(fig);
     return fig;
@@ -119,12 +156,18 @@
     fig.appendChild(p);
   }
 
-  function chart(id, title, tables, lines, yDigits, yLabel) {
-    var fig = figure(id, title);
+  // tables: [[xs, ...ys], ...] of samples; lines: one uPlot series each ys; level: optional [ys, lines] of
+  // constant values drawn across the whole extent (limits, peaks), only where there are samples.
+  function chart(id, title, source, tables, lines, yDigits, yLabel, level) {
+    var fig = figure(id, title, source);
     var empty = tables.every(function (table) { return table[0].length === 0; });
     if (empty) {
       noData(fig);
       return;
+    }
+    if (level && level[0].length) {
+      tables = tables.concat([[[tMin, tMax]].concat(level[0].map(function (v) { return [v, v]; }))]);
+      lines = lines.concat(level[1]);
     }
     var opts = {
       width: Math.max(root.clientWidth - 8, 320),
@@ -143,14 +186,14 @@
   }
 
   var loadT = load.t || [];
-  chart("chart-requests", "Requests and failures per second",
+  chart("chart-requests", "Requests and failures per second", LOAD_SOURCE,
     [[loadT, load.rps || [], load.failures_per_s || []]],
     [
       {label: "requests/s", stroke: "#1f77b4", width: 2, value: fixed(1, "/s")},
       {label: "failures/s", stroke: "#d62728", width: 2, value: fixed(1, "/s")},
     ], 0, "per second");
 
-  chart("chart-latency", "Latency (ms)",
+  chart("chart-latency", "Latency (ms)", LOAD_SOURCE,
     [[loadT, load.p50_ms || [], load.p95_ms || [], load.p99_ms || []]],
     [
       {label: "p50", stroke: "#2ca02c", width: 2, value: fixed(0, " ms")},
@@ -158,28 +201,50 @@
       {label: "p99", stroke: "#d62728", width: 2, value: fixed(0, " ms")},
     ], 0, "ms");
 
-  if (names.length === 0) {
-    noData(figure("chart-memory", "Memory (MiB)"));
+  function mib(b) { return b == null ? null : b / MiB; }
+
+  // Memory: one chart per service, one line per container of it (replicas), its limit(s) dashed, and on
+  // the service under test the kernel's own high-water mark where it was read.
+  if (services.length === 0) {
+    noData(figure("chart-memory", "Memory (MiB)", SAMPLED_SOURCE));
   }
-  names.forEach(function (name, i) {
-    var c = containers[name];
-    var t = c.t || [];
-    var memory = (c.memory_bytes || []).map(function (b) { return b == null ? null : b / MiB; });
-    var columns = [t, memory];
-    var lines = [{label: "in use", stroke: PALETTE[i % PALETTE.length], width: 2, value: fixed(1, " MiB")}];
-    if (c.limit_bytes != null) {
-      columns.push(t.map(function () { return c.limit_bytes / MiB; }));
-      lines.push({label: "limit", stroke: "#d62728", width: 1.5, dash: [6, 4], value: fixed(1, " MiB")});
+  services.forEach(function (service, i) {
+    var members = byService[service];
+    var tables = members.map(function (name) {
+      var c = containers[name];
+      return [c.t || [], (c.memory_bytes || []).map(mib)];
+    });
+    var lines = members.map(function (name) {
+      return {label: name, stroke: colour[name], width: 2, value: fixed(1, " MiB")};
+    });
+    var limited = members.filter(function (name) { return containers[name].limit_bytes != null; });
+    var limits = limited.map(function (name) { return containers[name].limit_bytes; });
+    var oneLimit = limits.every(function (b) { return b === limits[0]; });
+    var levels = [];
+    var levelLines = [];
+    (oneLimit ? limited.slice(0, 1) : limited).forEach(function (name) {
+      levels.push(mib(containers[name].limit_bytes));
+      levelLines.push({label: oneLimit ? "limit" : "limit of " + name, stroke: "#d62728", width: 1.5,
+        dash: [6, 4], value: fixed(1, " MiB")});
+    });
+    var source = SAMPLED_SOURCE + ", one line per container";
+    if (service === target && memory.peak_kernel_bytes != null) {
+      levels.push(mib(memory.peak_kernel_bytes));
+      levelLines.push({label: "kernel peak", stroke: "#ff7f0e", width: 1.5, dash: [2, 3],
+        value: fixed(1, " MiB")});
+      source += "; kernel peak: " + KERNEL_SOURCE;
     }
-    chart("chart-memory-" + i, "Memory of " + name + " (MiB)" + (c.limit_bytes == null ? ", no limit" : ""),
-      [columns], lines, 0, "MiB");
+    var title = "Memory of " + service + " (MiB)" +
+      (members.length > 1 ? ", " + members.length + " containers" : "") +
+      (limited.length === 0 ? ", no limit" : "");
+    chart("chart-memory-" + i, title, source, tables, lines, 0, "MiB", [levels, levelLines]);
   });
 
-  chart("chart-cpu", "CPU (% of one core)",
+  chart("chart-cpu", "CPU (% of one core)", SAMPLED_SOURCE + ", one line per container",
     names.map(function (name) { return [containers[name].t || [], containers[name].cpu_percent || []]; })
       .concat(names.length ? [] : [[[]]]),
-    names.map(function (name, i) {
-      return {label: name, stroke: PALETTE[i % PALETTE.length], width: 2, value: fixed(1, "%")};
+    names.map(function (name) {
+      return {label: name, stroke: colour[name], width: 2, value: fixed(1, "%")};
     }), 0, "%");
 
   window.addEventListener("resize", function () {
