@@ -1,8 +1,12 @@
 """The `stackprobe` command: flags in, a verdict and an exit code out.
 
-Exit codes: 0 the run passed (SLO held, no OOM kill or restart, no write lost, limit in force);
-1 it failed; 2 a usage or set-up error, with a message that says what to fix; 130 interrupted (Ctrl-C,
-SIGINT), 143 terminated (SIGTERM, as CI runners cancel a job). Either way the stack is torn down first.
+Exit codes (one per kind of outcome; the README has the same table):
+  0    pass: the SLO held, no OOM kill, restart or lost write, the limit in force, and the run saw it all
+  1    fail: something was seen to go wrong (OOM kill, restart, lost write, SLO not met, ...)
+  2    usage or set-up error: a message says what to fix; no report is written
+  3    inconclusive: nothing was seen to go wrong, but the run could not observe all it reports on
+  130  interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM, as CI runners cancel a job)
+The stack is torn down first in every case.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from rich.markup import escape
 from stackprobe import __version__
 from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
+EXIT_CODES_HELP = """exit codes:
+  0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all
+  1    fail: something was seen to go wrong (the report's reasons say what)
+  2    usage or set-up error (a message says what to fix; no report is written)
+  3    inconclusive: nothing seen to go wrong, but the run could not observe all it reports on
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM); the stack is torn down first
+"""
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,17 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stackprobe",
         description="Load a Compose stack under a memory limit, watch its containers and report what the limit does.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"stackprobe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="bring a stack up under a limit, load it, watch it, report")
+    run = commands.add_parser(
+        "run",
+        help="bring a stack up under a limit, load it, watch it, report",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     target = run.add_argument_group("target")
     target.add_argument(
         "--compose-file", "-f", action="append", type=Path, help="compose file (repeatable); default: ./compose.yaml …"
     )
     target.add_argument("--service", "-s", default="app", help="the service to load and watch (default: app)")
     target.add_argument("--url", help="base URL of the service (default: its published port on 127.0.0.1)")
+    target.add_argument(
+        "--profile", action="append", default=[], help="Compose profile to enable (repeatable), as docker compose"
+    )
+    target.add_argument(
+        "--allow-shared-volumes",
+        action="store_true",
+        help="probe a stack that mounts named (name:) or external volumes; they are used but never removed",
+    )
     limits = run.add_argument_group("limits (default: what the compose file declares)")
     limits.add_argument("--memory", "-m", help="memory limit for the service, e.g. 128m; swap is held equal")
     limits.add_argument("--cpus", type=float, help="CPU limit for the service, e.g. 0.5")
@@ -56,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--users", "-u", type=int, default=20, help="peak number of Locust users (default: 20)")
     load.add_argument("--spawn-rate", "-r", type=float, default=10.0, help="users started per second (default: 10)")
     load.add_argument("--duration", "-t", default="60s", help="length of the load, e.g. 60s, 5m (default: 60s)")
-    load.add_argument("--shape", choices=SHAPES, default="steady", help="load shape (default: steady)")
+    load.add_argument(
+        "--shape", choices=SHAPES, help="load shape, for a locustfile that offers shapes (default: steady if it does)"
+    )
     load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
     verdict = run.add_argument_group("verdict and output")
     verdict.add_argument(
@@ -91,6 +120,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         out=args.out,
         keep_up=args.keep_up,
         build=not args.no_build,
+        profiles=tuple(args.profile),
+        allow_shared_volumes=args.allow_shared_volumes,
     )
 
 
@@ -123,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return EXIT_PASS if report.verdict == "pass" else EXIT_FAIL
+    return EXIT_CODES[report.verdict]
 
 
 if __name__ == "__main__":

@@ -62,13 +62,16 @@ class RunSpec:
     users: int = 20
     spawn_rate: float = 10.0
     duration_s: float = 60.0
-    shape: str = "steady"
+    # None: not asked for; the locustfile's steady shape if it offers shapes, else Locust's plain -u/-r/-t.
+    shape: str | None = None
     locustfile: Path = Path("loadtests")
     slo: str = DEFAULT_SLO
     out: Path = Path("stackprobe-report")
     keep_up: bool = False
     build: bool = True
     wait_timeout_s: int = 240
+    profiles: tuple[str, ...] = ()
+    allow_shared_volumes: bool = False
 
     def __post_init__(self) -> None:
         for path in self.compose_files:
@@ -76,7 +79,7 @@ class RunSpec:
                 raise UsageError(f"compose file not found: {path}")
         if not self.locustfile.exists():
             raise UsageError(f"locustfile not found: {self.locustfile} (use --locustfile)")
-        if self.shape not in SHAPES:
+        if self.shape is not None and self.shape not in SHAPES:
             raise UsageError(f"unknown shape {self.shape!r}; choose one of {', '.join(SHAPES)}")
         if self.users < 1:
             raise UsageError("--users must be at least 1")

@@ -18,6 +18,11 @@ from tests.conftest import ROOT, read_env_file
 STACKS = Path(__file__).parent / "stacks"
 
 
+# The Compose project prefix of every stackprobe process the suite started ("stackprobe-PID-"): tests judge
+# only what they made, never another user's or another job's stacks on the same engine.
+PROJECT_PREFIXES: list[str] = []
+
+
 @dataclass
 class ProbeRun:
     """One finished `stackprobe` process: its exit code, output and report (when it wrote one)."""
@@ -26,6 +31,7 @@ class ProbeRun:
     stdout: str
     stderr: str
     out: Path
+    project_prefix: str = ""
 
     @property
     def report(self) -> dict[str, Any]:
@@ -45,7 +51,15 @@ def run_stackprobe(tmp_path: Path) -> Callable[..., ProbeRun]:
         argv = [sys.executable, "-m", "stackprobe", *args]
         if args and args[0] == "run" and "--out" not in args:
             argv += ["--out", str(out)]
-        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-        return ProbeRun(done.returncode, done.stdout, done.stderr, out)
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        prefix = f"stackprobe-{process.pid}-"
+        PROJECT_PREFIXES.append(prefix)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return ProbeRun(process.returncode, stdout, stderr, out, prefix)
 
     return run

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import ROOT, read_env_file
-from tests.probe.conftest import STACKS, ProbeRun
+from tests.probe.conftest import PROJECT_PREFIXES, STACKS, ProbeRun
 
 pytestmark = pytest.mark.probe
 
@@ -128,4 +128,5 @@ def test_sigterm_mid_run_tears_the_stack_down_and_exits_143(tmp_path: Path) -> N
 
 
 def test_no_container_is_left_behind_by_the_runs_above() -> None:
-    assert _leftover_containers("stackprobe-") == []
+    assert PROJECT_PREFIXES, "the runs above recorded no project"
+    assert [name for prefix in PROJECT_PREFIXES for name in _leftover_containers(prefix)] == []

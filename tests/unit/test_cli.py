@@ -37,3 +37,11 @@ def test_help_of_run_prints_the_default_slo(capsys: pytest.CaptureFixture[str]) 
         main(["run", "--help"])
     assert exit_info.value.code == 0
     assert "p95<200ms,errors<1%" in capsys.readouterr().out
+
+
+def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for line in ("0    pass", "1    fail", "2    usage", "3    inconclusive", "130  interrupted", "143 terminated"):
+        assert line in out
