@@ -82,7 +82,7 @@ class Access:
 
     service: str
     mode: str
-    container_port: int
+    container_port: int | None  # None only in mode "file" when the model names no TCP port
     replicas: int
     ports: tuple[str, ...] | None
     host_ports: tuple[int, ...]
@@ -138,7 +138,7 @@ def plan_access(
 
     container_port: the port to reach (default: the first TCP port of `ports:`, else of `expose:`).
     keep_ports: leave the file's `ports:` as they are (the user gave the URL); then a fixed host port
-    narrower than the replicas is refused before Compose fails on it.
+    narrower than the replicas is refused before Compose fails on it, and no TCP port need be known.
     allocate: returns the first of N consecutive free host ports (free_port_range; tests pass their own).
 
     Raises KeyError when the service is not in the model, and AccessError when it cannot be reached:
@@ -160,6 +160,9 @@ def plan_access(
     exposed = _exposed_tcp_ports(definition)
     tcp_published = [target for target, protocol, _ in entries if protocol == "tcp"]
     port = container_port or next(iter(tcp_published + exposed), None)
+    if keep_ports and network_mode != "host":
+        kept = _kept_host_ports(service, entries, port, count)
+        return Access(service, "file", port, count, ports=None, host_ports=kept)
     if port is None:
         raise AccessError(
             f"service {service!r} publishes and exposes no TCP port: give its URL with --url, or its port"
@@ -172,11 +175,6 @@ def plan_access(
                 f"port {port} of the host itself, and only one can"
             )
         return Access(service, "host", port, count, ports=None, host_ports=(port,))
-
-    if keep_ports:
-        return Access(
-            service, "file", port, count, ports=None, host_ports=_kept_host_ports(service, entries, port, count)
-        )
 
     targets = [(target, protocol) for target, protocol, _ in entries]
     if (port, "tcp") not in targets:
@@ -227,7 +225,9 @@ def _exposed_tcp_ports(service: Mapping[str, Any]) -> list[int]:
     return ports
 
 
-def _kept_host_ports(service: str, entries: Sequence[tuple[int, str, str]], port: int, count: int) -> tuple[int, ...]:
+def _kept_host_ports(
+    service: str, entries: Sequence[tuple[int, str, str]], port: int | None, count: int
+) -> tuple[int, ...]:
     """Check the file's own mapping can hold `count` replicas; return `port`'s host ports when fixed by it."""
     host_ports: tuple[int, ...] = ()
     for target, protocol, published in entries:

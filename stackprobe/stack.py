@@ -335,6 +335,8 @@ class Stack:
         """
         if access.mode == "host":
             return access.urls
+        if access.container_port is None:
+            raise ComposeError("port", f"no container port of {access.service} is known: give its URL")
         return [
             f"http://127.0.0.1:{self.port(access.service, access.container_port, index=index)}"
             for index in range(1, access.replicas + 1)

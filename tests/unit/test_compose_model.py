@@ -205,6 +205,11 @@ def test_keeping_the_files_ports_leaves_them_alone() -> None:
     assert plan_access(model({"web": ephemeral}), "web", keep_ports=True).urls == []  # known after up only
 
 
+def test_keeping_the_files_ports_needs_no_known_port() -> None:
+    access = plan_access(model({"web": {}}), "web", keep_ports=True)
+    assert (access.mode, access.container_port, access.urls) == ("file", None, [])
+
+
 def test_an_unknown_service_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         plan_access(model({"app": {}}), "nope")
