@@ -169,7 +169,7 @@ def run_stack(stack: BenchStack, args: argparse.Namespace, env: Mapping[str, str
     with log.open("w") as output:
         done = subprocess.run(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)
     took = time.monotonic() - started
-    # 0 and 1 are a pass and a fail of the run's verdict: both measured. Anything else measured nothing.
+    # 0, 1 and 3 are a pass, a fail and an inconclusive verdict: all measured. Anything else measured nothing.
     if done.returncode not in (0, 1, 3) or not (out / "report.json").is_file():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         print(f"{stack.name}: stackprobe exited with code {done.returncode} after {took:.0f} s:\n{tail}", flush=True)

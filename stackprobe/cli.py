@@ -17,12 +17,17 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from stackprobe import __version__
 from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
+from stackprobe.stack import Teardown
+
+if TYPE_CHECKING:
+    from stackprobe.stack import Teardown
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
@@ -125,6 +130,16 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     )
 
 
+def _teardown_words(teardowns: Sequence[Teardown], keep_up: bool) -> str:
+    """Say what became of the stack: torn down only when the teardown said so."""
+    if not teardowns:
+        return "the stack was left running (--keep-up)" if keep_up else "no stack was left running"
+    last = teardowns[-1]
+    if last.ok:
+        return "the stack was torn down"
+    return f"the teardown did not finish ({last.message}); remove what is left with: {last.leftover_command}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = build_parser().parse_args(argv)
@@ -136,20 +151,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Without a handler SIGTERM kills the process on the spot and leaves the stack running.
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    teardowns: list[Teardown] = []
+    keep_up = bool(getattr(args, "keep_up", False))
     try:
         if args.command == "status":
             files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
             return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
-        report = run_probe(spec_from_args(args), console)
+        report = run_probe(spec_from_args(args), console, teardowns)
     except (UsageError, SetupError) as exc:
         # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
         errors.print(f"[bold red]stackprobe:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except Terminated:
-        errors.print("stackprobe: terminated; the stack was torn down")
+        errors.print(f"stackprobe: terminated; {_teardown_words(teardowns, keep_up)}", highlight=False)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
-        errors.print("stackprobe: interrupted; the stack was torn down")
+        errors.print(f"stackprobe: interrupted; {_teardown_words(teardowns, keep_up)}", highlight=False)
         return EXIT_INTERRUPTED
     finally:
         if previous is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -10,29 +11,42 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from stackprobe import __version__
-from stackprobe.audit import AuditResult, audit_writes, read_write_log
+from stackprobe.audit import AuditResult, audit_write_log
+from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
 from stackprobe.limits import AppliedLimits, compare_limits, limits_section, read_applied_limits
-from stackprobe.load import LoadError, LoadPlan, LoadResult, read_step_result, run_load
-from stackprobe.locuststats import read_history, read_totals
+from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
+from stackprobe.locuststats import read_errors, read_totals, read_windows
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
-from stackprobe.report.model import Report, StepSearch, step_search_from_dict
+from stackprobe.report.model import (
+    ClientErrors,
+    Failure,
+    LocustException,
+    Report,
+    StepSearch,
+    step_search_from_dict,
+)
 from stackprobe.report.verdict import judge
 from stackprobe.slo import evaluate_slo, parse_slo
 from stackprobe.spec import RunSpec, UsageError
-from stackprobe.stack import ComposeError, ServiceOverride, Stack, free_ports
+from stackprobe.stack import ComposeError, ServiceOverride, Stack, Teardown, removal_command
 from stackprobe.watch import Watcher, WatchResult
 
 # Idle samples taken before the load starts, so the report can tell idle memory from memory under load.
 IDLE_SAMPLE_TIMEOUT_S = 5.0
+REPORT_FILES = ("report.json", "report.html")
+# A target without a healthcheck is loaded only once its URL answers (any HTTP status), within this bound.
+URL_WAIT_S = 60.0
 
 
 class SetupError(RuntimeError):
@@ -60,97 +74,168 @@ def declared_limits(service: Mapping[str, Any]) -> DeclaredLimits:
     )
 
 
-def container_ports(service: Mapping[str, Any]) -> list[int]:
-    """Return the container ports a service publishes, in the file's order."""
-    return [int(port["target"]) for port in service.get("ports") or []]
+@dataclass
+class _Target:
+    """What the run learned about its target before `up`: limits, how to reach it, its health, its load."""
+
+    declared: DeclaredLimits
+    access: Access
+    has_healthcheck: bool
+    shape: str | None
 
 
-def run_probe(spec: RunSpec, console: Console) -> Report:
-    """Run one probe as the spec says; write the report files; return the report."""
+def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None = None) -> Report:
+    """Run one probe as the spec says; write the report files; return the report.
+
+    Raises UsageError (a flag or file the user must fix) or SetupError (the run could not be made); either
+    way no report file is left in spec.out, never an earlier run's. A stack whose target is OOM-killed or
+    exits while it starts is a run that failed, not a set-up error: its report says so. The teardown's
+    outcome is appended to `teardowns` (when given) even when the run raises, so that the caller says
+    "torn down" only when it was.
+    """
+    # An earlier run's report in the same folder must never pass for this run's, whatever happens next.
+    for name in REPORT_FILES:
+        (spec.out / name).unlink(missing_ok=True)
     try:
         parse_slo(spec.slo)
     except ValueError as exc:
         raise UsageError(f"--slo: {exc}") from None
-    stack = Stack(spec.compose_files)
+    stack = Stack(spec.compose_files, profiles=spec.profiles)
     with _client() as client:
-        services = _compose_model(stack)["services"]
+        model = _compose_model(stack)
+        services = model["services"]
         if spec.service not in services:
+            hidden = _profiles_of(stack, spec.service)
+            if hidden:
+                raise UsageError(
+                    f"service {spec.service!r} is in Compose profile {', '.join(hidden)}: add --profile {hidden[0]}"
+                )
             raise UsageError(f"service {spec.service!r} is not in the compose file; it has: {', '.join(services)}")
-        declared = declared_limits(services[spec.service])
-        ports = container_ports(services[spec.service])
-        if spec.url is None and not ports:
-            raise UsageError(f"service {spec.service!r} publishes no port: give its URL with --url")
-        published = ports if spec.url is None else []
+        shared = shared_volumes(model)
+        if shared and not spec.allow_shared_volumes:
+            raise UsageError(
+                "the stack mounts volumes that outlive this run's project and may hold your data: "
+                f"{', '.join(shared)}. The probe would write into them. Give --allow-shared-volumes to probe it "
+                "anyway (they are used, never removed), or give the volumes no fixed name: "
+                "(not while another stack of the same files is running on them)"
+            )
+        target = _plan_target(spec, model)
         stack.overrides = {
             spec.service: ServiceOverride(
                 memory_bytes=spec.memory_bytes,
                 cpus=spec.cpus,
-                publish_ports=published,
-                # Fixed host ports: an ephemeral one would change when an OOM kill restarts the container,
-                # and Locust would load a port nothing listens on for the rest of the run.
-                host_ports=dict(zip(published, free_ports(len(published)), strict=True)),
-                uses_deploy_limits=declared.uses_deploy_limits,
+                ports=target.access.ports,
+                uses_deploy_limits=target.declared.uses_deploy_limits,
             )
         }
         _compose_model(stack)  # Compose checks the override against the user's file before anything starts
-        return _run(spec, stack, client, declared, ports, console)
+        return _run(spec, stack, client, target, console, teardowns)
+
+
+def _profiles_of(stack: Stack, service: str) -> tuple[str, ...]:
+    """Return the profiles a service hidden by them belongs to, () when it is not in the file at all."""
+    try:
+        return service_profiles(stack.config(all_profiles=True), service)
+    except (ComposeError, KeyError):
+        return ()
+
+
+def _plan_target(spec: RunSpec, model: Mapping[str, Any]) -> _Target:
+    """Decide, before anything starts, how the target is limited, reached and loaded; UsageError if it cannot."""
+    service = model["services"][spec.service]
+    try:
+        access = plan_access(model, spec.service, keep_ports=spec.url is not None)
+    except AccessError as exc:
+        raise UsageError(f"service {spec.service!r}: {exc}") from None
+    healthcheck = service.get("healthcheck") or {}
+    return _Target(
+        declared=declared_limits(service),
+        access=access,
+        has_healthcheck=bool(healthcheck.get("test")) and not healthcheck.get("disable"),
+        shape=_resolve_shape(spec),
+    )
+
+
+def _resolve_shape(spec: RunSpec) -> str | None:
+    """Return the load shape the run will use (None: the locustfile's plain -u/-r/-t), or raise UsageError.
+
+    A locustfile that, like loadtests/, leaves concrete only the shape LOCUST_SHAPE names offers shapes;
+    one with a shape class of its own uses it whatever --shape says; one with none has no shape.
+    """
+    try:
+        own = check_locustfile(spec.locustfile, "")
+        if own.shape_classes:
+            if spec.shape is not None:
+                raise UsageError(
+                    f"--shape {spec.shape}: {spec.locustfile} has a load shape of its own "
+                    f"({', '.join(own.shape_classes)}), which Locust uses whatever --shape says"
+                )
+            return own.shape_classes[0]
+        asked = spec.shape or "steady"
+        offered = check_locustfile(spec.locustfile, asked)
+    except LoadError as exc:
+        raise UsageError(str(exc)) from None
+    if offered.shape_classes:
+        return asked
+    if spec.shape is not None:
+        raise UsageError(
+            f"--shape {spec.shape}: {spec.locustfile} offers no load shape (no LoadTestShape class for "
+            "LOCUST_SHAPE); drop --shape to run its users as they are, or use the bundled loadtests/"
+        )
+    return None
+
+
+@dataclass
+class _Observed:
+    """What one run observed, filled in as it goes; None where the run did not get that far."""
+
+    url: str = ""
+    applied: AppliedLimits | None = None
+    plan: LoadPlan | None = None
+    load: LoadResult | None = None
+    load_wall_start: float | None = None
+    audit: AuditResult | None = None
+    startup_failure: ComposeError | None = None
 
 
 def _run(
     spec: RunSpec,
     stack: Stack,
     client: docker.DockerClient,
-    declared: DeclaredLimits,
-    ports: Sequence[int],
+    target: _Target,
     console: Console,
+    teardowns: list[Teardown] | None,
 ) -> Report:
     started_at = datetime.now(UTC)
     cpu_before = _own_cpu_seconds()
     spec.out.mkdir(parents=True, exist_ok=True)
+    seen = _Observed()
+    # Watching starts before `up`: an OOM kill or an exit while the stack starts is part of the run.
+    watcher = Watcher(client, stack.project)
+    watcher.start()
     try:
-        with console.status(f"Starting {', '.join(map(str, spec.compose_files))} as project {stack.project} …"):
-            stack.up(build=spec.build, wait_timeout=spec.wait_timeout_s)
-        url = spec.url or f"http://127.0.0.1:{stack.port(spec.service, ports[0])}"
-        container_id = stack.container_ids(spec.service)[0]
-        applied = read_applied_limits(client, container_id)
-        console.print(f"Target {spec.service} at {url}; {_describe_applied(applied)}", highlight=False)
-        plan = LoadPlan(
-            locustfile=spec.locustfile.resolve(),
-            host=url,
-            users=spec.users,
-            spawn_rate=spec.spawn_rate,
-            duration_s=spec.duration_s,
-            shape=spec.shape,
-            slo=spec.slo,
-            out=spec.out.resolve(),
-        )
-        with Watcher(client, stack.project) as watcher:
-            watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
-            load_wall_start = time.time()
-            watcher.mark_load_start()
-            load = _load_with_progress(plan, watcher, spec.service, console)
-        watch = watcher.result
-        with console.status("Auditing acknowledged writes …"):
-            audit = audit_writes(url, read_write_log(plan.write_log))
-    except (ComposeError, LoadError) as exc:
+        try:
+            with console.status(f"Starting {', '.join(map(str, spec.compose_files))} as project {stack.project} …"):
+                stack.up(build=spec.build, wait_timeout=spec.wait_timeout_s)
+        except ComposeError as exc:
+            seen.startup_failure = exc
+            seen.applied = _applied_if_any(client, stack, spec.service)
+        else:
+            _load_and_audit(spec, stack, client, target, watcher, console, seen)
+    except LoadError as exc:
         raise SetupError(str(exc)) from None
     finally:
-        if spec.keep_up:
-            console.print(f"Left running: docker compose -p {stack.project} down --volumes  (to remove it)")
-        else:
-            with console.status("Tearing the stack down …"):
-                stack.down()
+        # The watch runs through the audit, and stops (with a grace for late events) before the teardown.
+        watch = watcher.stop()
+        _tear_down(spec, stack, console, teardowns)
+    if seen.startup_failure is not None and not _died_while_starting(watch, spec.service):
+        raise SetupError(str(seen.startup_failure))
     report = _build_report(
         spec=spec,
         stack=stack,
-        url=url,
-        declared=declared,
-        applied=applied,
-        plan=plan,
-        load=load,
-        load_wall_start=load_wall_start,
+        target=target,
+        seen=seen,
         watch=watch,
-        audit=audit,
         started_at=started_at,
         prober_cpu_seconds=_own_cpu_seconds() - cpu_before,
     )
@@ -161,76 +246,249 @@ def _run(
     return report
 
 
+def _load_and_audit(
+    spec: RunSpec,
+    stack: Stack,
+    client: docker.DockerClient,
+    target: _Target,
+    watcher: Watcher,
+    console: Console,
+    seen: _Observed,
+) -> None:
+    """With the stack up: wait for the target's URL, read its limits, load it, then audit its writes."""
+    seen.url = url = spec.url or stack.urls(target.access)[0]
+    if spec.url is not None or not target.has_healthcheck:
+        # Compose's --wait only knows "running" without a healthcheck: load sent before the service listens
+        # would fail with "connection refused" and blame the service.
+        with console.status(f"Waiting for {url} to answer …"):
+            wait_until_answers(url)
+    seen.applied = applied = read_applied_limits(client, stack.container_ids(spec.service)[0])
+    console.print(f"Target {spec.service} at {url}; {_describe_applied(applied)}", highlight=False)
+    seen.plan = plan = LoadPlan(
+        locustfile=spec.locustfile.resolve(),
+        host=url,
+        users=spec.users,
+        spawn_rate=spec.spawn_rate,
+        duration_s=spec.duration_s,
+        shape=target.shape or "",
+        slo=spec.slo,
+        out=spec.out.resolve(),
+    )
+    watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
+    seen.load_wall_start = time.time()
+    watcher.mark_load_start()
+    seen.load = _load_with_progress(plan, watcher, spec.service, console)
+    with console.status("Auditing acknowledged writes …"):
+        seen.audit = audit_write_log(url, plan.write_log)
+
+
+def _applied_if_any(client: docker.DockerClient, stack: Stack, service: str) -> AppliedLimits | None:
+    """Read the target's limits after a failed `up`, when it has a container at all."""
+    try:
+        ids = stack.container_ids(service)
+        return read_applied_limits(client, ids[0]) if ids else None
+    except (ComposeError, docker.errors.DockerException):
+        return None
+
+
+def _died_while_starting(watch: WatchResult, service: str) -> bool:
+    """Tell whether the target was OOM-killed or exited while the stack started (a result, not a set-up error)."""
+    summary = watch.services.get(service)
+    killed = summary is not None and summary.oom_kills > 0
+    return killed or any(e.service == service and e.action in ("die", "oom") for e in watch.events)
+
+
+def _tear_down(spec: RunSpec, stack: Stack, console: Console, teardowns: list[Teardown] | None) -> None:
+    """Remove what the run made (unless --keep-up), and say truthfully whether it is gone."""
+    if spec.keep_up:
+        console.print(f"Left running; to remove it: {removal_command(stack.project or '')}", highlight=False)
+        return
+    try:
+        with console.status("Tearing the stack down …"):
+            stack.down()
+    finally:
+        # A Ctrl-C held during the teardown is raised by down() once it ended: its outcome is known anyway.
+        teardown = stack.teardown
+        if teardowns is not None and teardown is not None:
+            teardowns.append(teardown)
+        if teardown is not None and not teardown.ok:
+            # Text, not markup: Compose's words may hold brackets.
+            console.print(
+                Text.assemble(
+                    ("Teardown incomplete: ", "bold red"),
+                    teardown.message,
+                    f"\nRemove what is left with: {teardown.leftover_command}",
+                )
+            )
+
+
 def _build_report(
     *,
     spec: RunSpec,
     stack: Stack,
-    url: str,
-    declared: DeclaredLimits,
-    applied: AppliedLimits,
-    plan: LoadPlan,
-    load: LoadResult,
-    load_wall_start: float,
+    target: _Target,
+    seen: _Observed,
     watch: WatchResult,
-    audit: AuditResult,
     started_at: datetime,
     prober_cpu_seconds: float,
 ) -> Report:
     """Put every measurement of the run into one Report, then judge it."""
-    totals = read_totals(plan.csv_prefix)
-    cpus_expected = spec.cpus if spec.cpus is not None else declared.cpus
+    cpus_expected = spec.cpus if spec.cpus is not None else target.declared.cpus
     finished_at = datetime.now(UTC)
+    load, plan, audit = seen.load, seen.plan, seen.audit
+    applied = seen.applied or AppliedLimits(
+        container="", memory_bytes=None, memswap_bytes=None, cpus=None, cgroup_version=None
+    )
+    problems = list(watch.problems)
+    if not applied.cgroup_read:
+        why = "; ".join(applied.notes) or "the target had no running container"
+        problems.append(f"the target's cgroup was not read, so the limit in force is not verified ({why})")
+    summary = watch.services.get(spec.service)
     data: dict[str, Any] = {
-        "schema_version": 1,
+        "schema_version": 2,
         "stackprobe_version": __version__,
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
         "duration_s": round((finished_at - started_at).total_seconds(), 3),
         "target": {
             "compose_files": [str(f) for f in spec.compose_files],
-            "project": stack.project,
+            "project": stack.project or "",
             "service": spec.service,
-            "url": url,
+            "url": seen.url,
         },
         "load": {
             "locustfile": str(spec.locustfile),
             "users": spec.users,
             "spawn_rate": spec.spawn_rate,
             "duration_s": spec.duration_s,
-            "shape": spec.shape,
+            "shape": target.shape,
+            "step_search": None,
+            "locust_exit_code": load.exit_code if load else None,
+            "overran": load.overran if load else None,
         },
         "limits": limits_section(
             applied,
             memory_requested_bytes=spec.memory_bytes,
-            memory_declared_bytes=declared.memory_bytes,
+            memory_declared_bytes=target.declared.memory_bytes,
             cpus_requested=cpus_expected,
         ),
         "memory": watch.memory_section(spec.service),
         "cpu": watch.cpu_section(spec.service),
-        "oom_kills": watch.oom_kills,
-        "restarts": watch.restarts,
+        "oom_kills": summary.oom_kills if summary else 0,
+        "oom_kills_source": summary.oom_kills_source if summary else "",
+        "oom_events": summary.oom_events if summary else 0,
+        "restarts": summary.restarts if summary else 0,
+        "target_exits": _target_exits(watch, spec.service, seen),
         "events": watch.events_section(),
-        "writes": {
-            "applicable": audit.applicable,
-            "acknowledged": audit.acknowledged,
-            "verified": audit.verified,
-            "lost": audit.lost,
-            "lost_examples": audit.lost_examples,
-        },
+        "writes": _writes_section(audit),
         "series": {"containers": watch.containers_series()},
         "cost": {
             "prober_cpu_seconds": round(prober_cpu_seconds, 3),
-            "prober_cpu_percent": round(100 * prober_cpu_seconds / max(load.wall_s, 1e-9), 2),
-            "load_generator_cpu_percent": round(load.cpu_percent, 2),
+            "prober_cpu_percent": round(100 * prober_cpu_seconds / max(load.wall_s if load else 0, 1e-9), 2),
+            "load_generator_cpu_percent": round(load.cpu_percent, 2) if load else None,
+            "load_generator_cpu_warning": bool(load and load.cpu_warning),
         },
     }
+    if seen.startup_failure is not None:
+        problems.append(f"the stack did not start: {seen.startup_failure.stderr}")
     report = Report.from_dict(data)
-    report.load.step_search = _step_search(plan)
-    report.requests, report.latency_ms = totals.requests, totals.latency
-    report.series.load = read_history(plan.csv_prefix, start=load_wall_start)
+    if plan is not None and load is not None and seen.load_wall_start is not None:
+        _add_locust_figures(report, plan, seen.load_wall_start, problems)
+    report.problems = problems
     report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
     return report
+
+
+def _add_locust_figures(report: Report, plan: LoadPlan, start: float, problems: list[str]) -> None:
+    """Put Locust's totals, its 1-s windows and what its clients saw into the report."""
+    report.load.step_search = _step_search(plan)
+    totals = read_totals(plan.csv_prefix)
+    report.requests, report.latency_ms = totals.requests, totals.latency
+    try:
+        report.series.load = read_windows(plan.windows, start=start)
+    except FileNotFoundError:
+        problems.append("Locust's 1-s windows were not recorded: latency over time is unknown")
+    try:
+        failures, exceptions = read_errors(plan.errors, start=start)
+    except FileNotFoundError:
+        problems.append("Locust's failures and exceptions were not recorded with their times")
+        return
+    report.client_errors = ClientErrors(
+        failures=[Failure(**f) for f in failures],
+        exceptions=[
+            LocustException(
+                message=e["message"],
+                count=e["count"],
+                traceback=e["traceback"],
+                first_t=e["first_t"],
+                last_t=e["last_t"],
+            )
+            for e in exceptions
+        ],
+    )
+    report.requests.exceptions = sum(e.count for e in report.client_errors.exceptions)
+
+
+def _target_exits(watch: WatchResult, service: str, seen: _Observed) -> list[str]:
+    """Name the target's containers that stopped and were not started again, with their last exit."""
+    stopped = set(watch.stopped_containers(service))
+    starting = seen.startup_failure is not None
+    last = {}
+    for event in watch.events:
+        if event.service == service and event.action == "die" and (starting or event.container in stopped):
+            last[event.container] = event
+    when = "while the stack started" if starting else "at t={:.1f} s"
+    return [f"{name} exited with code {e.exit_code} {when.format(e.t)}" for name, e in last.items()]
+
+
+def _writes_section(audit: AuditResult | None) -> dict[str, Any]:
+    """Return the report's "writes" object (Jepsen's terms) from the audit, or "not applicable"."""
+    if audit is None or not audit.applicable:
+        return {
+            "applicable": False,
+            "acknowledged": None,
+            "verified": None,
+            "lost": None,
+            "unverified": None,
+            "lost_examples": [],
+            "unverified_examples": [],
+            "gave_up": None,
+        }
+    return {
+        "applicable": True,
+        "acknowledged": audit.acknowledged,
+        "verified": audit.verified,
+        "lost": audit.lost,
+        "unverified": audit.unverified,
+        "lost_examples": audit.lost_examples,
+        "unverified_examples": audit.unverified_examples,
+        "gave_up": audit.gave_up,
+    }
+
+
+def wait_until_answers(url: str, timeout_s: float = URL_WAIT_S) -> None:
+    """Poll `url` until it answers any HTTP status; raise SetupError when nothing has within timeout_s seconds.
+
+    For a target without a healthcheck (Compose's --wait then only waits for "running") and for a --url:
+    load sent before the service listens fails with "connection refused" and blames the service.
+    """
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout_s
+    last_error = "no attempt"
+    while True:
+        connection = http.client.HTTPConnection(parts.netloc, timeout=min(5.0, timeout_s))
+        try:
+            connection.request("GET", parts.path or "/")
+            connection.getresponse().read()
+            return
+        except (OSError, http.client.HTTPException) as exc:
+            last_error = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            connection.close()
+        if time.monotonic() >= deadline:
+            raise SetupError(f"nothing answered at {url} within {timeout_s:.0f} s ({last_error})")
+        time.sleep(0.25)
 
 
 def _step_search(plan: LoadPlan) -> StepSearch | None:
@@ -254,7 +512,8 @@ def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console:
         TextColumn("{task.fields[memory]}"),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"Locust {plan.shape}, {plan.users} users", total=plan.duration_s, memory="")
+        label = f"Locust {plan.shape or 'no shape'}, {plan.users} users"
+        task = progress.add_task(label, total=plan.duration_s, memory="")
 
         def tick(elapsed: float) -> None:
             snapshot = watcher.latest().get(service)
