@@ -1,4 +1,9 @@
-"""Read Locust's output into report totals (`--json-file PREFIX`) and a load series (`--csv PREFIX`)."""
+"""Read Locust's output: report totals (`--json-file PREFIX`), stackprobe's listener windows and errors.
+
+Totals come from Locust's own end-of-run JSON; the load over time and the failures and exceptions with
+their times come from stackprobe's listener in Locust (stackprobe/locust_listener.py); `read_history`
+reads Locust's history CSV (`--csv PREFIX`), whose percentiles are cumulative.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from stackprobe.metrics import rates_from_totals
 from stackprobe.report.model import Latency, LoadSeries, Requests
@@ -37,6 +42,14 @@ def read_totals(prefix: str | Path) -> LocustTotals:
 
     The JSON file is written once, at shutdown, from the final stats; `<prefix>_stats.csv` is rewritten
     every second and never at shutdown, so it misses up to the last second of the run.
+
+    The figures are Locust's own for its Aggregated row: the entries' histograms (response times in ms,
+    rounded by Locust) merged, and percentiles by Locust's rule (StatsEntry.get_response_time_percentile)
+    over the requests that have a response time: Locust leaves `num_none_requests` out of the histogram
+    and out of the count it divides by. avg is Locust's avg_response_time (total_response_time over the
+    same count), max its max_response_time. Latency is all None when no request had a response time.
+    The rate is requests over the span from the first entry's start to the last request.
+    Raises FileNotFoundError when the file is missing, ValueError when it is not Locust's list.
     """
     path = stats_path(prefix)
     entries = json.loads(path.read_text())
@@ -44,6 +57,7 @@ def read_totals(prefix: str | Path) -> LocustTotals:
         raise ValueError(f"{path}: expected Locust's list of stats entries")
     total = sum(int(e["num_requests"]) for e in entries)
     failures = sum(int(e["num_failures"]) for e in entries)
+    timed = total - sum(int(e.get("num_none_requests") or 0) for e in entries)
     histogram: Counter[int] = Counter()
     for entry in entries:
         histogram.update({int(ms): int(count) for ms, count in entry["response_times"].items()})
@@ -57,20 +71,25 @@ def read_totals(prefix: str | Path) -> LocustTotals:
         rps=total / span if total and span > 0 else 0.0,
         failure_ratio=failures / total if total else 0.0,
     )
-    if total == 0:
+    if timed <= 0:
         return LocustTotals(requests, Latency())
     latency = Latency(
-        p50=histogram_percentile(histogram, total, 0.50),
-        p95=histogram_percentile(histogram, total, 0.95),
-        p99=histogram_percentile(histogram, total, 0.99),
-        avg=sum(float(e["total_response_time"]) for e in entries) / total,
+        p50=histogram_percentile(histogram, timed, 0.50),
+        p95=histogram_percentile(histogram, timed, 0.95),
+        p99=histogram_percentile(histogram, timed, 0.99),
+        avg=sum(float(e["total_response_time"]) for e in entries) / timed,
         max=max(float(e["max_response_time"]) for e in entries),
     )
     return LocustTotals(requests, latency)
 
 
 def histogram_percentile(histogram: Mapping[int, int], total: int, q: float) -> float | None:
-    """Return the response time that a fraction q of requests finished within, as Locust computes it."""
+    """Return the response time that a fraction q of requests finished within, as Locust computes it.
+
+    Locust's rule (locust.stats.calculate_response_time_percentile): walk the rounded response times
+    (ms) from the slowest down until no more than int(total * q) requests remain below. `total` counts
+    the requests in the histogram (those with a response time). None when total is 0.
+    """
     if total <= 0:
         return None
     allowed_above = total - int(total * q)
@@ -82,12 +101,151 @@ def histogram_percentile(histogram: Mapping[int, int], total: int, q: float) -> 
     return 0.0
 
 
+WINDOWS_SOURCE = "stackprobe's listener in Locust: 1-s windows, Locust's rounding"
+WINDOWS_FORMAT = "stackprobe-locust-windows"
+ERRORS_FORMAT = "stackprobe-locust-errors"
+_WINDOW_COUNTS = ("num_requests", "num_failures", "num_none_requests")
+
+
+def read_windows(path: str | Path, start: float) -> LoadSeries:
+    """Read the listener's one-second windows (stackprobe's listener in Locust: 1-s windows, Locust's rounding).
+
+    Each window [s, s+1) of wall clock holds the requests Locust logged in it (the second in which the
+    request event fired, as Locust's own per-second counts). One point per window, at its end:
+    t = s + 1 - start seconds (start: epoch seconds, e.g. when the load started); users = the most
+    users Locust ran at the window's end (runner.user_count); rps and failures_per_s = the window's
+    requests and failures (per second: the window is one second; the first and last may cover only
+    part of it); p50_ms/p95_ms/p99_ms = Locust's percentile rule over the window's histogram of rounded
+    response times in ms, requests without a response time left out as Locust leaves them out; None
+    where no request in the window had a response time. Lines with the same t (a worker's report that
+    came late) are added up; a last line cut short (Locust killed while writing) is skipped.
+    Raises FileNotFoundError when the file is missing, ValueError (naming file and line) for a line
+    that is not a window.
+    """
+    path = Path(path)
+    windows: dict[int, dict[str, Any]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            if number == len(lines):
+                continue
+            raise ValueError(f"{path}:{number}: not a JSON line") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}:{number}: not a window")
+        if "format" in data:
+            if data["format"] != WINDOWS_FORMAT:
+                raise ValueError(f"{path}:{number}: format {data['format']!r}, not {WINDOWS_FORMAT!r}")
+            continue
+        try:
+            second = int(data["t"])
+            window = windows.setdefault(
+                second, {"users": 0, "histogram": Counter(), **dict.fromkeys(_WINDOW_COUNTS, 0)}
+            )
+            window["users"] = max(window["users"], int(data["users"]))
+            for key in _WINDOW_COUNTS:
+                window[key] += int(data[key])
+            window["histogram"].update({int(ms): int(count) for ms, count in data["response_times"].items()})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: not a window ({exc!r})") from None
+    series = LoadSeries(source=WINDOWS_SOURCE)
+    for second in sorted(windows):
+        window = windows[second]
+        timed = window["num_requests"] - window["num_none_requests"]
+        series.t.append(second + 1 - start)
+        series.users.append(window["users"])
+        series.rps.append(float(window["num_requests"]))
+        series.failures_per_s.append(float(window["num_failures"]))
+        series.p50_ms.append(histogram_percentile(window["histogram"], timed, 0.50))
+        series.p95_ms.append(histogram_percentile(window["histogram"], timed, 0.95))
+        series.p99_ms.append(histogram_percentile(window["histogram"], timed, 0.99))
+    return series
+
+
+class LocustErrors(NamedTuple):
+    """Locust's failures and the exceptions raised in tasks, with times; unpacks as (failures, exceptions).
+
+    failures: [{"method": str, "name": str, "error": str, "occurrences": int, "first_t": float,
+        "last_t": float}], as Locust's failures table groups and words them (the error is
+        StatsError.parse_error of the exception, e.g. "CatchResponseError('...')"), most frequent first.
+    exceptions: [{"type": str, "message": str, "count": int, "first_t": float, "last_t": float,
+        "traceback": str}], grouped by traceback as Locust groups them, with the first message and the
+        last frames of the traceback, most frequent first.
+    first_t and last_t are seconds since the `start` given to read_errors.
+    """
+
+    failures: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]]
+
+    @property
+    def failure_count(self) -> int:
+        """Return the number of failed requests."""
+        return sum(int(f["occurrences"]) for f in self.failures)
+
+    @property
+    def exception_count(self) -> int:
+        """Return the number of exceptions raised in tasks."""
+        return sum(int(e["count"]) for e in self.exceptions)
+
+
+def read_errors(path: str | Path, start: float) -> LocustErrors:
+    """Read the listener's failures and exceptions, times as t seconds since `start` (epoch seconds).
+
+    The file is rewritten every few seconds during the run and at quit, so a run killed before the end
+    still has what it had a few seconds earlier. Raises FileNotFoundError when it is missing,
+    ValueError when it is not the listener's file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValueError(f"{path}: not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != ERRORS_FORMAT:
+        raise ValueError(f"{path}: not stackprobe's Locust errors file")
+    try:
+        failures = [
+            {
+                "method": str(f["method"]),
+                "name": str(f["name"]),
+                "error": str(f["error"]),
+                "occurrences": int(f["occurrences"]),
+                "first_t": float(f["first_seen"]) - start,
+                "last_t": float(f["last_seen"]) - start,
+            }
+            for f in data["failures"]
+        ]
+        exceptions = [
+            {
+                "type": str(e["type"]),
+                "message": str(e["message"]),
+                "count": int(e["count"]),
+                "first_t": float(e["first_seen"]) - start,
+                "last_t": float(e["last_seen"]) - start,
+                "traceback": str(e["traceback"]),
+            }
+            for e in data["exceptions"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: a failure or exception without its fields ({exc!r})") from None
+    failures.sort(key=lambda f: (-f["occurrences"], f["first_t"]))
+    exceptions.sort(key=lambda e: (-e["count"], e["first_t"]))
+    return LocustErrors(failures, exceptions)
+
+
+HISTORY_SOURCE = "Locust's history CSV: Aggregated rows, percentiles cumulative since the start"
+
+
 def read_history(prefix: str | Path, start: float) -> LoadSeries:
     """Read the Aggregated rows of `<prefix>_stats_history.csv` as a series, t in seconds since `start`.
 
     Rates come from the running totals, interval by interval: Locust's own Requests/s column averages
     a window that ends two seconds before the row, which would shift load against container samples.
-    Latency percentiles are Locust's (a window of about ten seconds), None where none was measured.
+    Latency percentiles are what Locust wrote: without `--csv-full-history` (stackprobe's LoadPlan) they
+    are cumulative since the start, so a late stall barely moves them; with it, a window of about ten
+    seconds. None where none was measured. For latency over time use read_windows.
     """
     path = history_path(prefix)
     t: list[float] = []
@@ -109,6 +267,7 @@ def read_history(prefix: str | Path, start: float) -> LoadSeries:
         p95.append(_window_percentile(row, "95%", path))
         p99.append(_window_percentile(row, "99%", path))
     return LoadSeries(
+        source=HISTORY_SOURCE,
         t=t,
         users=users,
         rps=rates_from_totals(t, totals),
