@@ -394,6 +394,8 @@ def _build_report(
     report = Report.from_dict(data)
     if plan is not None and load is not None and seen.load_wall_start is not None:
         _add_locust_figures(report, plan, seen.load_wall_start, problems)
+        if load.unhandled_exception:
+            problems.append(f"Locust logged an error it did not expect (a shape or event handler raised): {plan.log}")
     report.problems = problems
     report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
