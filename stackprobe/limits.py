@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,26 +10,41 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-# cgroup v1 writes "no limit" as the largest page-aligned counter (9223372036854771712 with 4 KiB pages);
-# anything this large is not a limit any machine could reach.
-_UNLIMITED_FLOOR = 2**62
+from stackprobe import cgroup
+from stackprobe.cgroup import CGROUP_SOURCE_EXEC, CGROUP_SOURCE_HOST, FileReader
+
 # The kernel rounds a v1 memory limit down to whole pages, so a limit that is not page-aligned reads back
 # smaller than asked. A difference under one page is the same limit.
 _PAGE_BYTES = 4096
 _CPU_TOLERANCE = 0.001
-# Exit codes of an exec whose program could not run at all (126: not executable, 127: not found).
-_EXEC_CANNOT_RUN = {126, 127}
 
-CGROUP_SOURCE_EXEC = "exec"
-CGROUP_SOURCE_HOST = "host"
-
-# Read a file of the container's cgroup, given its path relative to the cgroup mount; None if absent.
-FileReader = Callable[[str], str | None]
+__all__ = [
+    "CGROUP_SOURCE_EXEC",
+    "CGROUP_SOURCE_HOST",
+    "AppliedLimits",
+    "FileReader",
+    "compare_limits",
+    "detect_cgroup_version",
+    "limit_notes",
+    "limits_section",
+    "parse_cgroup_cpus",
+    "parse_cgroup_memory",
+    "read_applied_limits",
+    "swap_description",
+]
 
 
 @dataclass(frozen=True)
 class AppliedLimits:
-    """The limits one container runs under, from its HostConfig and from its own cgroup files."""
+    """The limits one container runs under, from its HostConfig, its own cgroup files and the engine's host.
+
+    memory_bytes, memswap_bytes: HostConfig.Memory and MemorySwap in bytes (None: 0 or -1, unlimited);
+    cpus: HostConfig.NanoCpus (or CpuQuota/CpuPeriod) in CPUs. memory_cgroup_bytes and cpus_cgroup: what
+    the kernel enforces (v1 memory.limit_in_bytes, cpu.cfs_quota_us/cpu.cfs_period_us; v2 memory.max,
+    cpu.max). swap_limit_supported: `docker info` SwapLimit (False: the kernel has no swap accounting, so
+    the engine drops every swap limit). host_swap_bytes: swap space on the engine's host from /proc/swaps
+    (0: none, so nothing can be swapped out; None: not read), read where host_swap_source says.
+    """
 
     container: str
     memory_bytes: int | None
@@ -44,18 +58,34 @@ class AppliedLimits:
     cpu_cgroup_raw: str | None = None
     cgroup_source: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # HostConfig.MemorySwap exactly as the engine recorded it: -1 (unlimited), 0 (unset) or bytes.
+    memswap_raw: int | None = None
+    swap_limit_supported: bool | None = None
+    host_swap_bytes: int | None = None
+    host_swap_source: str | None = None
 
     @property
     def cgroup_read(self) -> bool:
         """Tell whether the container's cgroup files were read at all."""
         return self.cgroup_source is not None
 
+    @property
+    def swap_held_to_memory(self) -> bool:
+        """Tell whether HostConfig holds memory + swap to the memory limit (no swap allowed)."""
+        return (
+            self.memory_bytes is not None and self.memswap_bytes is not None and self.memswap_bytes <= self.memory_bytes
+        )
+
 
 def detect_cgroup_version(client: docker.DockerClient) -> int | None:
     """Return the engine host's cgroup version (1 or 2) from `docker info`, or None if it does not say."""
-    value = client.info().get("CgroupVersion")
+    return _cgroup_version_from_info(client.info())
+
+
+def _cgroup_version_from_info(info: dict[str, Any]) -> int | None:
+    value = info.get("CgroupVersion")
     try:
-        version = int(value)
+        version = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         # Engines before API 1.40 do not report it.
         return None
@@ -68,8 +98,15 @@ def read_applied_limits(
     *,
     cgroup_version: int | None = None,
     host_root: Path = Path("/"),
+    engine_info: dict[str, Any] | None = None,
 ) -> AppliedLimits:
-    """Read a container's memory, swap and CPU limits from inspect and from its cgroup files."""
+    """Read a container's memory, swap and CPU limits from inspect, its cgroup files and the engine's host.
+
+    The cgroup is read by `cat` inside the container, else from the host's cgroup tree (when the engine
+    runs on this host); swap space is read from the host's /proc/swaps when the container's cgroup is
+    visible here, else from /proc/swaps inside the container (which shows the host's swap).
+    engine_info: a `docker info` answer already at hand (else it is asked for once).
+    """
     if isinstance(container, str):
         container = client.containers.get(container)
     else:
@@ -77,23 +114,29 @@ def read_applied_limits(
     attrs = container.attrs
     host_config = attrs.get("HostConfig") or {}
     notes: list[str] = []
+    info = engine_info if engine_info is not None else _engine_info(client)
+    swap_limit = info.get("SwapLimit")
+    swap_limit_supported = swap_limit if isinstance(swap_limit, bool) else None
 
     memory = host_config.get("Memory") or 0
     memory_bytes = memory if memory > 0 else None
     memswap = host_config.get("MemorySwap") or 0
     if memswap == -1:
         memswap_bytes = None
-        notes.append("MemorySwap is -1: swap is unlimited")
+        if swap_limit_supported is not False:
+            notes.append("MemorySwap is -1: swap is unlimited")
     else:
         memswap_bytes = memswap if memswap > 0 else None
 
-    version = cgroup_version if cgroup_version is not None else detect_cgroup_version(client)
+    version = cgroup_version if cgroup_version is not None else _cgroup_version_from_info(info)
     limits = AppliedLimits(
         container=container.name or container.id,
         memory_bytes=memory_bytes,
         memswap_bytes=memswap_bytes,
         cpus=_cpus_from_host_config(host_config),
         cgroup_version=version,
+        memswap_raw=host_config.get("MemorySwap"),
+        swap_limit_supported=swap_limit_supported,
     )
 
     if version is None:
@@ -104,16 +147,17 @@ def read_applied_limits(
         notes.append("container is not running: its cgroup could not be read")
         return _with(limits, notes=notes)
 
-    reader, source = _exec_reader(container), CGROUP_SOURCE_EXEC
+    cat = _guarded(cgroup.container_cat(container))
+    host = _host_cgroup(attrs, host_root, version)
+    reader, source = cgroup.exec_reader(cat), CGROUP_SOURCE_EXEC
     probe = _read_cgroup(reader, version)
+    if probe is None and host is not None:
+        reader, source = host.read, CGROUP_SOURCE_HOST
+        probe = _read_cgroup(reader, version)
+    host_swap, swap_source = _host_swap(host, cat)
     if probe is None:
-        host_reader = _host_reader(attrs, host_root)
-        if host_reader is not None:
-            reader, source = host_reader, CGROUP_SOURCE_HOST
-            probe = _read_cgroup(reader, version)
-        if probe is None:
-            notes.append("cgroup files could not be read, neither by exec inside the container nor on the host")
-            return _with(limits, notes=notes)
+        notes.append("cgroup files could not be read, neither by exec inside the container nor on the host")
+        return _with(limits, notes=notes, host_swap_bytes=host_swap, host_swap_source=swap_source)
     memory_raw, cpu_raw = probe
     return _with(
         limits,
@@ -123,7 +167,47 @@ def read_applied_limits(
         cpu_cgroup_raw=cpu_raw,
         cgroup_source=source,
         notes=notes,
+        host_swap_bytes=host_swap,
+        host_swap_source=swap_source,
     )
+
+
+def _engine_info(client: docker.DockerClient) -> dict[str, Any]:
+    """Return `docker info`, or an empty answer when the engine fails to give one."""
+    try:
+        return dict(client.info())
+    except docker.errors.APIError:
+        return {}
+
+
+def _guarded(cat: cgroup.ExecCat) -> cgroup.ExecCat:
+    """Return the same `cat`, which stops trying once it proved unable to run at all."""
+    usable = True
+
+    def guarded(path: str) -> tuple[str, str | None]:
+        nonlocal usable
+        if not usable:
+            return "cannot-run", None
+        status, text = cat(path)
+        if status == "cannot-run":
+            usable = False
+        return status, text
+
+    return guarded
+
+
+def _host_swap(host: cgroup.HostCgroup | None, cat: cgroup.ExecCat) -> tuple[int | None, str | None]:
+    """Return the swap space of the engine's host in bytes and where it was read; (None, None) if unread."""
+    if host is not None:
+        text = host.read_host("proc/swaps")
+        if text is not None:
+            return cgroup.parse_swaps(text), "the host's /proc/swaps"
+        return None, None
+    status, text = cat("/proc/swaps")
+    if status == "ok" and text is not None:
+        # /proc/swaps is not namespaced: inside a container it lists the host's swap devices.
+        return cgroup.parse_swaps(text), "/proc/swaps inside the container"
+    return None, None
 
 
 def compare_limits(memory_bytes: int | None, cpus: float | None, applied: AppliedLimits) -> tuple[bool, list[str]]:
@@ -165,16 +249,13 @@ def limits_section(
         "cpus_applied": applied.cpus,
         "applied_matches": matches,
         "problems": problems,
+        "notes": [*applied.notes, *limit_notes(applied)],
     }
 
 
 def parse_cgroup_memory(raw: str) -> int | None:
     """Parse memory.limit_in_bytes (v1) or memory.max (v2) into bytes; None means unlimited."""
-    text = raw.strip()
-    if text == "max":
-        return None
-    value = int(text)
-    return None if value >= _UNLIMITED_FLOOR else value
+    return cgroup.parse_bytes(raw)
 
 
 def parse_cgroup_cpus(raw: str | None) -> float | None:
@@ -232,94 +313,10 @@ def _read_cgroup(reader: FileReader, version: int) -> tuple[str, str | None] | N
     return memory.strip(), cpu.strip() if cpu is not None else None
 
 
-def _exec_reader(container: Container) -> FileReader:
-    """Return a reader that cats files of the container's own cgroup from inside it."""
-    usable = True
-    v2_own: list[str | None] = []  # filled on first need: the container's path in a host-namespace v2 tree
-
-    def read(relative: str) -> str | None:
-        nonlocal usable
-        if not usable:
-            return None
-        status, text = _exec_cat(container, f"/sys/fs/cgroup/{relative}")
-        if status == "missing" and "/" not in relative:
-            # cgroup v2 with the host cgroup namespace mounts the whole tree: the container's own
-            # directory is the path /proc/1/cgroup names ("0::/system.slice/docker-ID.scope").
-            if not v2_own:
-                v2_own.append(_v2_path_from_proc(_exec_cat(container, "/proc/1/cgroup")[1] or ""))
-            if v2_own[0] not in (None, "/"):
-                status, text = _exec_cat(container, f"/sys/fs/cgroup{v2_own[0]}/{relative}")
-        if status == "cannot-run":
-            usable = False  # no cat in the image, or no exec at all: stop trying
-        return text if status == "ok" else None
-
-    return read
-
-
-def _exec_cat(container: Container, path: str) -> tuple[str, str | None]:
-    """Run `cat PATH` in the container; return ("ok", text), ("missing", None) or ("cannot-run", None)."""
-    try:
-        result = container.exec_run(["cat", path], stdout=True, stderr=False)
-    except docker.errors.APIError:
-        # 409 when the container stopped or is paused between inspect and exec.
-        return "cannot-run", None
-    if result.exit_code == 0:
-        return "ok", result.output.decode("utf-8", "replace")
-    if result.exit_code in _EXEC_CANNOT_RUN:
-        return "cannot-run", None
-    return "missing", None
-
-
-def _host_reader(attrs: dict[str, Any], host_root: Path) -> FileReader | None:
-    """Return a reader of the container's cgroup directories on the engine host, or None if not visible."""
+def _host_cgroup(attrs: dict[str, Any], host_root: Path, version: int) -> cgroup.HostCgroup | None:
+    """Return the container's cgroup directories on the engine host, or None if not visible from here."""
     pid = (attrs.get("State") or {}).get("Pid") or 0
-    proc_cgroup = host_root / "proc" / str(pid) / "cgroup"
-    try:
-        membership = proc_cgroup.read_text() if pid > 0 else ""
-    except OSError:
-        # The engine runs elsewhere (a VM, another host): its /proc is not ours.
-        return None
-    controllers = _cgroup_membership(membership)
-    if not controllers:
-        return None
-    cgroup_root = host_root / "sys" / "fs" / "cgroup"
-
-    def read(relative: str) -> str | None:
-        if "/" in relative:  # v1: "memory/memory.limit_in_bytes" lives under the memory hierarchy's path
-            controller, name = relative.split("/", 1)
-            own = controllers.get(controller)
-            if own is None:
-                return None
-            path = cgroup_root / controller / own.lstrip("/") / name
-        else:
-            own = controllers.get("")
-            if own is None:
-                return None
-            path = cgroup_root / own.lstrip("/") / relative
-        try:
-            return path.read_text()
-        except OSError:
-            return None
-
-    return read
-
-
-def _cgroup_membership(text: str) -> dict[str, str]:
-    """Map each controller in a /proc/PID/cgroup text to its path; the v2 unified entry is keyed ""."""
-    controllers: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        for name in parts[1].split(","):
-            # "cpu,cpuacct" lists two controllers sharing a hierarchy; v1 mounts it under both names.
-            controllers.setdefault(name, parts[2])
-    return controllers
-
-
-def _v2_path_from_proc(text: str) -> str | None:
-    """Return the unified (v2) cgroup path from a /proc/PID/cgroup text, or None."""
-    return _cgroup_membership(text).get("")
+    return cgroup.locate_on_host(pid, host_root=host_root, container_id=attrs.get("Id"), version=version)
 
 
 def _memory_problems(expected: int | None, applied: AppliedLimits) -> list[str]:
@@ -339,21 +336,81 @@ def _memory_problems(expected: int | None, applied: AppliedLimits) -> list[str]:
 
 
 def _swap_problems(applied: AppliedLimits) -> list[str]:
-    """Say when swap lets the container go past its memory limit."""
+    """Say when swap lets the container go past its memory limit and something in Compose could stop it."""
     memory = applied.memory_bytes
-    if memory is None:
+    if memory is None or applied.swap_held_to_memory:
         return []
+    if applied.swap_limit_supported is False:
+        # The engine drops every swap limit on such a kernel (MemorySwap reads -1 or 0 whatever was asked):
+        # nothing to fix in the compose file, and the memory limit itself is enforced. limit_notes says so.
+        return []
+    if applied.host_swap_bytes == 0:
+        return []  # strict in effect: the host has no swap to go to; limit_notes says so
     advice = "set memswap_limit equal to mem_limit for a strict limit"
     if applied.memswap_bytes is None:
         return [f"swap not limited: MemorySwap is -1 (unlimited); {advice}"]
-    if applied.memswap_bytes > memory:
-        if applied.memswap_bytes == 2 * memory:
-            # The engine's default when only a memory limit is given.
-            how = "is twice Memory"
+    if applied.memswap_bytes == 2 * memory:
+        # The engine's default when only a memory limit is given.
+        how = "is twice Memory"
+    else:
+        how = f"exceeds Memory {memory} by {_exact_bytes(applied.memswap_bytes - memory)}"
+    return [f"swap not limited: MemorySwap {applied.memswap_bytes} {how}; {advice}"]
+
+
+def limit_notes(applied: AppliedLimits) -> list[str]:
+    """Return what is worth knowing about the limits but is no problem: how swap stands, and why.
+
+    An engine without swap limits (`docker info` SwapLimit false) and a host without swap are both said
+    here, with the source of each fact, instead of a "swap not limited" problem.
+    """
+    memory = applied.memory_bytes
+    if memory is None:
+        return []
+    host = _host_swap_text(applied)
+    if applied.swap_limit_supported is False:
+        note = (
+            "swap limits are unsupported on this engine (docker info SwapLimit: false; the kernel does not "
+            f"account swap per cgroup), so HostConfig.MemorySwap reads {applied.memswap_raw} whatever memswap_limit "
+            f"says; the memory limit of {_exact_bytes(memory)} is enforced all the same"
+        )
+        if applied.host_swap_bytes == 0:
+            note += f"; {host} lists no swap device, so the limit is strict in effect"
+        elif applied.host_swap_bytes is not None:
+            note += (
+                f"; {host} lists {_exact_bytes(applied.host_swap_bytes)} of swap, which the container can use "
+                "beyond its memory limit and which no setting can stop on this engine"
+            )
         else:
-            how = f"exceeds Memory {memory} by {_exact_bytes(applied.memswap_bytes - memory)}"
-        return [f"swap not limited: MemorySwap {applied.memswap_bytes} {how}; {advice}"]
+            note += "; whether the host has swap could not be read"
+        return [note]
+    if not applied.swap_held_to_memory and applied.host_swap_bytes == 0:
+        allowed = "-1 (unlimited)" if applied.memswap_bytes is None else str(applied.memswap_bytes)
+        return [
+            f"memory limit strict in effect: MemorySwap {allowed} would allow swap, but {host} lists no swap "
+            "device, so nothing can be swapped out; swap added to the host would make the limit soft"
+        ]
     return []
+
+
+def swap_description(applied: AppliedLimits) -> str:
+    """Describe in a few words how swap stands beside the memory limit, for the console."""
+    if applied.memory_bytes is None:
+        return "no memory limit"
+    if applied.swap_limit_supported is False:
+        if applied.host_swap_bytes == 0:
+            return "strict in effect: no swap on the host (this engine has no swap limits)"
+        return "swap not limitable on this engine"
+    if applied.swap_held_to_memory:
+        return "strict"
+    if applied.host_swap_bytes == 0:
+        return "strict in effect: no swap on the host"
+    if applied.memswap_bytes is None:
+        return "swap unlimited"
+    return f"swap allowed up to {_exact_bytes(applied.memswap_bytes - applied.memory_bytes)}"
+
+
+def _host_swap_text(applied: AppliedLimits) -> str:
+    return applied.host_swap_source or "the host's /proc/swaps"
 
 
 def _cgroup_memory_problems(applied: AppliedLimits) -> list[str]:

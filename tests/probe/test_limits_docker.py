@@ -17,7 +17,9 @@ from stackprobe.limits import (
     CGROUP_SOURCE_HOST,
     compare_limits,
     detect_cgroup_version,
+    limit_notes,
     read_applied_limits,
+    swap_description,
 )
 from tests.conftest import read_env_file
 
@@ -99,7 +101,13 @@ def test_a_container_without_a_limit_is_reported_unlimited_and_not_matching(
     ]
 
 
-def test_a_memory_limit_alone_leaves_swap_at_twice_the_limit(
+def host_swap_bytes() -> int:
+    """Return the swap space this host lists in /proc/swaps (the engine runs here), in bytes."""
+    lines = Path("/proc/swaps").read_text().splitlines()[1:]
+    return sum(int(line.split()[2]) * 1024 for line in lines if len(line.split()) >= 3)
+
+
+def test_a_memory_limit_alone_leaves_swap_at_twice_the_limit_which_only_swap_on_the_host_makes_soft(
     client: docker.DockerClient, run_container: RunContainer
 ) -> None:
     container = run_container("app", ["sleep", "60"], mem_limit="64m")
@@ -108,11 +116,30 @@ def test_a_memory_limit_alone_leaves_swap_at_twice_the_limit(
     matches, problems = compare_limits(64 * MIB, None, limits)
 
     assert limits.memswap_bytes == 2 * 67108864
-    assert not matches
-    assert problems == [
-        "swap not limited: MemorySwap 134217728 is twice Memory; "
-        "set memswap_limit equal to mem_limit for a strict limit"
-    ]
+    assert limits.swap_limit_supported is client.info().get("SwapLimit")
+    swap = host_swap_bytes()
+    assert limits.host_swap_bytes == swap
+    assert limits.host_swap_source == "the host's /proc/swaps"
+    if swap == 0:
+        # This project's machines have no swap: the limit is strict in effect, and the note says why.
+        assert (matches, problems) == (True, [])
+        assert limit_notes(limits)[0].startswith("memory limit strict in effect: MemorySwap 134217728 would allow swap")
+        assert swap_description(limits) == "strict in effect: no swap on the host"
+    else:
+        assert not matches
+        assert problems == [
+            "swap not limited: MemorySwap 134217728 is twice Memory; "
+            "set memswap_limit equal to mem_limit for a strict limit"
+        ]
+
+
+def test_a_strict_limit_needs_no_note(client: docker.DockerClient, run_container: RunContainer) -> None:
+    container = run_container("app", ["sleep", "60"], mem_limit="64m", memswap_limit="64m")
+
+    limits = read_applied_limits(client, container)
+
+    assert limit_notes(limits) == []
+    assert swap_description(limits) == "strict"
 
 
 def test_a_cpu_limit_reaches_the_cgroup_quota(client: docker.DockerClient, run_container: RunContainer) -> None:

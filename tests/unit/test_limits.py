@@ -15,10 +15,12 @@ from stackprobe.limits import (
     AppliedLimits,
     compare_limits,
     detect_cgroup_version,
+    limit_notes,
     limits_section,
     parse_cgroup_cpus,
     parse_cgroup_memory,
     read_applied_limits,
+    swap_description,
 )
 
 MIB = 1024 * 1024
@@ -74,10 +76,12 @@ class FakeContainer:
 
 
 class FakeClient:
-    """A client whose `docker info` says which cgroup version the host runs."""
+    """A client whose `docker info` says which cgroup version the host runs (and, when given, SwapLimit)."""
 
-    def __init__(self, cgroup_version: str | None = "1") -> None:
-        self._info = {"CgroupVersion": cgroup_version} if cgroup_version is not None else {}
+    def __init__(self, cgroup_version: str | None = "1", swap_limit: bool | None = None) -> None:
+        self._info: dict[str, Any] = {"CgroupVersion": cgroup_version} if cgroup_version is not None else {}
+        if swap_limit is not None:
+            self._info["SwapLimit"] = swap_limit
 
     def info(self) -> dict[str, Any]:
         return self._info
@@ -371,6 +375,7 @@ def test_limits_section_has_the_report_keys_and_prefers_the_requested_limit() ->
         "cpus_applied",
         "applied_matches",
         "problems",
+        "notes",
     }
     assert section["applied_matches"] is True
     assert section["memory_applied_bytes"] == section["memory_cgroup_bytes"] == 64 * MIB
@@ -390,3 +395,105 @@ def test_probe_with_no_limit_anywhere_is_flagged_as_not_throttled() -> None:
     section = limits_section(applied, memory_requested_bytes=None, memory_declared_bytes=None, cpus_requested=None)
     assert section["applied_matches"] is False
     assert "not a throttled run" in section["problems"][0]
+
+
+NO_SWAP = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+TWO_GIB_SWAP = NO_SWAP + "/swapfile                               file\t\t2097148\t\t0\t\t-2\n"
+
+
+def with_swaps(files: dict[str, str], swaps: str) -> dict[str, str]:
+    """Return the container's files with /proc/swaps, which inside a container lists the host's swap."""
+    return {**files, "/proc/swaps": swaps}
+
+
+@pytest.mark.parametrize("memswap", [-1, 0])
+def test_an_engine_without_swap_limits_keeps_the_memory_limit_in_force_and_notes_why(memswap: int) -> None:
+    # `docker info` SwapLimit false: the engine dropped memswap_limit (MemorySwap reads -1 or 0), yet the
+    # memory limit is in the cgroup.
+    container = FakeContainer(inspect_attrs(memswap=memswap), with_swaps(v1_files(), NO_SWAP))
+
+    limits = read_applied_limits(FakeClient("1", swap_limit=False), container)  # type: ignore[arg-type]
+    section = limits_section(limits, memory_requested_bytes=None, memory_declared_bytes=64 * MIB, cpus_requested=None)
+
+    assert limits.swap_limit_supported is False
+    assert limits.memswap_bytes is None
+    assert compare_limits(64 * MIB, None, limits) == (True, [])
+    assert section["applied_matches"] is True
+    assert section["problems"] == []
+    (note,) = section["notes"]
+    assert note.startswith("swap limits are unsupported on this engine (docker info SwapLimit: false")
+    assert f"MemorySwap reads {memswap} whatever memswap_limit says" in note
+    assert "strict in effect" in note
+    assert "set memswap_limit" not in " ".join(section["notes"] + section["problems"])
+    assert swap_description(limits) == "strict in effect: no swap on the host (this engine has no swap limits)"
+
+
+def test_an_engine_without_swap_limits_on_a_host_with_swap_says_the_container_may_swap() -> None:
+    limits = applied(memswap_bytes=None, memswap_raw=-1, swap_limit_supported=False, host_swap_bytes=2 * 1024**3)
+
+    assert compare_limits(64 * MIB, None, limits) == (True, [])
+    (note,) = limit_notes(limits)
+    assert "2147483648 (2 GiB) of swap, which the container can use beyond its memory limit" in note
+    assert "set memswap_limit" not in note
+    assert swap_description(limits) == "swap not limitable on this engine"
+
+
+def test_a_limit_without_memswap_limit_is_strict_in_effect_on_a_host_without_swap() -> None:
+    container = FakeContainer(inspect_attrs(memswap=128 * MIB), with_swaps(v1_files(), NO_SWAP))
+
+    limits = read_applied_limits(FakeClient("1", swap_limit=True), container)  # type: ignore[arg-type]
+
+    assert limits.host_swap_bytes == 0
+    assert limits.host_swap_source == "/proc/swaps inside the container"
+    assert compare_limits(64 * MIB, None, limits) == (True, [])
+    assert limit_notes(limits) == [
+        "memory limit strict in effect: MemorySwap 134217728 would allow swap, but /proc/swaps inside the "
+        "container lists no swap device, so nothing can be swapped out; swap added to the host would make the "
+        "limit soft"
+    ]
+    assert swap_description(limits) == "strict in effect: no swap on the host"
+
+
+def test_a_limit_without_memswap_limit_on_a_host_with_swap_is_still_a_problem() -> None:
+    container = FakeContainer(inspect_attrs(memswap=128 * MIB), with_swaps(v1_files(), TWO_GIB_SWAP))
+
+    limits = read_applied_limits(FakeClient("1", swap_limit=True), container)  # type: ignore[arg-type]
+
+    assert limits.host_swap_bytes == 2097148 * 1024
+    assert compare_limits(64 * MIB, None, limits)[1] == [
+        "swap not limited: MemorySwap 134217728 is twice Memory; "
+        "set memswap_limit equal to mem_limit for a strict limit"
+    ]
+    assert limit_notes(limits) == []
+    assert swap_description(limits) == "swap allowed up to 67108864 (64 MiB)"
+
+
+def test_host_swap_is_read_from_the_host_when_the_cgroup_is_visible_there(tmp_path: Path) -> None:
+    make_host_tree(tmp_path, 4242, "67108864", "-1")
+    (tmp_path / "proc" / "swaps").write_text(NO_SWAP)
+    container = FakeContainer(inspect_attrs(memswap=128 * MIB), files=None)
+
+    limits = read_applied_limits(FakeClient("1"), container, host_root=tmp_path)  # type: ignore[arg-type]
+
+    assert limits.host_swap_bytes == 0
+    assert limits.host_swap_source == "the host's /proc/swaps"
+    assert len(container.exec_calls) == 1  # the cgroup probe; swap was not asked of the container
+
+
+def test_unknown_host_swap_keeps_the_old_verdict() -> None:
+    limits = applied(memswap_bytes=128 * MIB)
+
+    assert compare_limits(64 * MIB, None, limits)[0] is False
+    assert limit_notes(limits) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "strict"),
+        ({"memory_bytes": None, "memswap_bytes": None}, "no memory limit"),
+        ({"memswap_bytes": None}, "swap unlimited"),
+    ],
+)
+def test_swap_descriptions(overrides: dict[str, Any], expected: str) -> None:
+    assert swap_description(applied(**overrides)) == expected
