@@ -1,4 +1,5 @@
-"""The Watcher against real containers: sampling rate, OOM kills, restarts, new containers, prompt stop."""
+"""The Watcher against real containers: sampling rate, kernel peaks and OOM kills, frozen cgroups, restarts,
+replicas, new containers, late events and a prompt stop."""
 
 from __future__ import annotations
 
@@ -21,9 +22,31 @@ from tests.conftest import read_env_file
 
 pytestmark = pytest.mark.probe
 
+MIB = 1024 * 1024
 # Grows by 8 MiB every 50 ms: past a 64 MiB limit within a second.
 GROW = "import time\nb = bytearray()\nwhile True:\n    b += bytearray(8 * 2**20)\n    time.sleep(0.05)\n"
 STRICT_64M = {"mem_limit": "64m", "memswap_limit": "64m"}
+# Before the watch: a 150 MiB spike (a peak the load's must leave out). Then, 3 s after /tmp/go appears,
+# 100 MiB for 200 ms once: between two stats samples, which come about once a second.
+SPIKE = """import os, time
+b = b"x" * (150 * 2**20)
+del b
+open("/tmp/ready", "w").close()
+while not os.path.exists("/tmp/go"):
+    time.sleep(0.01)
+time.sleep(3)
+b = b"x" * (100 * 2**20)
+time.sleep(0.2)
+del b
+open("/tmp/done", "w").close()
+time.sleep(120)
+"""
+# Allocates 128 MiB at once when /tmp/go appears: OOM-killed within milliseconds under 64 MiB.
+KILL_ON_GO = """import os, time
+while not os.path.exists("/tmp/go"):
+    time.sleep(0.01)
+b = b"x" * (128 * 2**20)
+"""
 
 
 class Project:
@@ -89,6 +112,16 @@ def status_of(container: Container) -> str:
     return str(container.attrs["State"]["Status"])
 
 
+def exists_in(container: Container, path: str) -> bool:
+    """Tell whether a file exists inside the container (by exec)."""
+    return container.exec_run(["test", "-e", path]).exit_code == 0
+
+
+def touch_in(container: Container, path: str) -> None:
+    """Create a file inside the container (by exec)."""
+    assert container.exec_run(["touch", path]).exit_code == 0
+
+
 def watch_threads() -> list[str]:
     """Return the names of the watcher's threads still alive."""
     return [thread.name for thread in threading.enumerate() if thread.name.startswith("stackprobe-")]
@@ -136,43 +169,183 @@ def test_two_containers_are_sampled_about_once_a_second_cheaply_and_stop_promptl
 
 
 def test_pid_1_oom_kills_and_policy_restarts_are_counted_exactly(client: docker.DockerClient, project: Project) -> None:
+    # The container dies three times within about 2 s, often before any stats sample: the counts come from
+    # the kernel's counter (read from the host) and the engine's die events, not from samples or timing.
     with Watcher(client, project.name) as watcher:
         # Created after the watch began: the watcher must pick it up from its start event.
         web = project.run(
             "web", ["python3", "-c", GROW], restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}, **STRICT_64M
         )
         wait_for(lambda: status_of(web) == "exited", 60, "the third OOM kill to end the container")
-        time.sleep(0.5)  # let the last events arrive
     result = watcher.result
 
     assert web.attrs["RestartCount"] == 2
     assert web.attrs["State"]["ExitCode"] == 137
-    assert result.oom_kills == 3
-    assert result.restarts == 2
+    assert (result.oom_kills, result.restarts) == (3, 2)
     summary = result.services["web"]
     assert (summary.oom_kills, summary.restarts) == (3, 2)
+    (container,) = summary.containers
+    assert container.cgroup_read
+    assert [i.exit_code for i in container.incarnations] == [137, 137, 137]
+    assert [i.oom_kills for i in container.incarnations] == [1, 1, 1]
+    assert all(i.pid1_oom_killed for i in container.incarnations)
+    # Each run was killed at the limit: that is the kernel's peak, whatever the samples (if any) saw.
+    assert summary.peak_kernel_bytes == summary.peak_memory_bytes == 67108864
+    assert result.stopped_containers("web") == [web.name]
     actions = [(e.action, e.exit_code) for e in result.events]
-    assert actions.count(("oom", None)) == 3
     assert actions.count(("die", 137)) == 3
     assert actions.count(("start", None)) == 3
+    # The engine's oom events are reported beside the kills, however containerd grouped them.
+    assert summary.oom_events == result.oom_events == actions.count(("oom", None))
+    assert summary.oom_events >= 1
     assert all(e.container == web.name and e.service == "web" for e in result.events)
     assert [e.t for e in result.events] == sorted(e.t for e in result.events)
-    assert summary.peak_memory_bytes is not None
-    assert summary.peak_memory_bytes <= 67108864
+    assert result.events_cover_window
 
 
-def test_a_worker_oom_is_counted_while_the_container_lives_on(client: docker.DockerClient, project: Project) -> None:
+def test_a_worker_oom_killed_twice_is_counted_twice_while_the_container_lives_on(
+    client: docker.DockerClient, project: Project
+) -> None:
     with Watcher(client, project.name) as watcher:
-        # PID 1 is the shell, like a server's main process; the OOM killer takes the larger child.
-        app = project.run("app", ["sh", "-c", f"python3 -c '{GROW}'; sleep 120"], **STRICT_64M)
-        wait_for(lambda: any(e.action == "oom" for e in watcher.events_so_far()), 30, "the child's OOM kill")
-        time.sleep(1.5)  # a die, were there one, would have arrived by now
+        # PID 1 is the shell, like a server's main process; the OOM killer takes the larger child, twice.
+        app = project.run(
+            "app",
+            ["sh", "-c", f"python3 -c '{GROW}'; python3 -c '{GROW}'; touch /tmp/done; sleep 120"],
+            **STRICT_64M,
+        )
+        wait_for(lambda: exists_in(app, "/tmp/done"), 60, "both children to be OOM-killed")
     result = watcher.result
 
     assert status_of(app) == "running"
-    assert result.oom_kills == 1
+    summary = result.services["app"]
+    assert summary.oom_kills == result.oom_kills == 2
+    assert summary.oom_kills_source.startswith("the kernel's oom_kill counter (cgroup v")
+    assert "recovered" not in summary.oom_kills_source
+    assert summary.oom_events >= 1
     assert result.restarts == 0
-    assert [e.action for e in result.events] == ["start", "oom"]
+    assert [e.action for e in result.events if e.action != "oom"] == ["start"]
+    assert summary.peak_kernel_bytes == 67108864
+    assert result.stopped_containers("app") == []
+
+
+def test_a_100_mib_spike_between_samples_is_the_kernels_peak_since_the_load_started(
+    client: docker.DockerClient, project: Project
+) -> None:
+    app = project.run("app", ["python3", "-c", SPIKE], mem_limit="256m", memswap_limit="256m")
+    wait_for(lambda: exists_in(app, "/tmp/ready"), 30, "the idle spike to be over")
+    with Watcher(client, project.name) as watcher:
+        assert watcher.wait_for_samples(timeout=5)
+        watcher.mark_load_start()
+        touch_in(app, "/tmp/go")
+        wait_for(lambda: exists_in(app, "/tmp/done"), 30, "the load's spike to be over")
+    summary = watcher.result.services["app"]
+
+    assert summary.peak_kernel_bytes is not None
+    assert summary.peak_kernel_bytes >= 100 * MIB
+    # The 150 MiB before the load is left out: the high-water mark was reset when the load started.
+    assert summary.peak_kernel_bytes < 150 * MIB
+    assert summary.containers[0].peak_reset
+    assert summary.peak_memory_bytes == summary.peak_kernel_bytes
+    assert summary.peak_source.endswith("since the load started")
+    assert summary.peak_sampled_bytes is not None
+    # The samples may or may not have caught the 200 ms spike; they never see more than the kernel.
+    assert summary.peak_sampled_bytes <= summary.peak_kernel_bytes
+    print(f"spike: kernel peak {summary.peak_kernel_bytes}, sampled peak {summary.peak_sampled_bytes}")
+
+
+def test_a_cgroup_with_oom_killing_disabled_is_frozen_at_its_limit_not_killed(
+    client: docker.DockerClient, project: Project
+) -> None:
+    info = client.info()
+    honoured = bool(info.get("OomKillDisable")) and str(info.get("CgroupVersion")) == "1"
+    with Watcher(client, project.name) as watcher:
+        app = project.run("app", ["python3", "-c", GROW], oom_kill_disable=True, **STRICT_64M)
+        wait_for(lambda: any(e.action == "oom" for e in watcher.events_so_far()), 30, "the limit to be reached")
+        time.sleep(1.0)  # two cgroup readings at least
+    summary = watcher.result.services["app"]
+
+    if honoured:
+        # cgroup v1 with oom_kill_disable (checked on Engine 20.10, Linux 6.x): the kernel kills nothing and
+        # every allocating task waits at the limit (under_oom 1); the engine still sends an oom event.
+        assert status_of(app) == "running"
+        assert summary.frozen_at is not None
+        assert summary.oom_kills == 0
+        assert summary.oom_events >= 1
+        assert summary.peak_kernel_bytes == 67108864
+        assert watcher.result.memory_section("app")["frozen_at"] is not None
+    else:
+        # cgroup v2 has no oom_kill_disable: the engine ignores it and the kernel kills as usual.
+        assert summary.frozen_at is None
+        assert summary.oom_kills >= 1
+
+
+def test_an_oom_kill_just_before_stop_is_still_counted(client: docker.DockerClient, project: Project) -> None:
+    app = project.run("app", ["python3", "-c", KILL_ON_GO], **STRICT_64M)
+    watcher = Watcher(client, project.name)
+    watcher.start()
+    try:
+        assert watcher.wait_for_samples(timeout=5)
+        touch_in(app, "/tmp/go")
+    finally:
+        # The kill follows within milliseconds, the engine's oom and die events a little later: only the
+        # grace period at stop (events up to 0.75 s after it) can count them.
+        stop_began = time.monotonic()
+        result = watcher.stop()
+        stop_took = time.monotonic() - stop_began
+
+    assert stop_took < 2.0
+    assert watch_threads() == []
+    assert result.oom_kills == 1
+    assert ("die", 137) in [(e.action, e.exit_code) for e in result.events]
+    assert result.events_cover_window
+    assert result.stopped_containers("app") == [app.name]
+
+
+def test_replicas_of_a_service_keep_one_series_each(client: docker.DockerClient, project: Project) -> None:
+    big = "import time\nb = b'x' * (40 * 2**20)\ntime.sleep(120)\n"
+    first = project.run("app", ["python3", "-c", big], index=1, **STRICT_64M)
+    second = project.run("app", ["sleep", "120"], index=2, **STRICT_64M)
+    with Watcher(client, project.name) as watcher:
+        assert watcher.wait_for_samples(timeout=5)
+        time.sleep(2.2)
+    result = watcher.result
+
+    summary = result.services["app"]
+    assert summary.container_names == tuple(sorted((first.name, second.name)))
+    series = result.containers_series()
+    assert set(series) == {first.name, second.name}
+    assert {entry["service"] for entry in series.values()} == {"app"}
+    by_name = {c.name: c for c in summary.containers}
+    assert (by_name[first.name].peak_kernel_bytes or 0) >= 40 * MIB
+    assert summary.peak_kernel_bytes == max(c.peak_kernel_bytes or 0 for c in summary.containers)
+    assert summary.peak_memory_bytes == by_name[first.name].peak_memory_bytes
+    assert summary.sampled
+    assert summary.cgroup_read
+    assert result.problems == ()
+
+
+def test_without_the_hosts_cgroup_tree_the_cgroup_is_read_by_exec_and_the_peak_spans_the_containers_life(
+    client: docker.DockerClient, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with an engine in a VM or on another host: its PIDs are not ours, so only `cat` inside can read.
+    monkeypatch.setattr("stackprobe.watch.cgroup.locate_on_host", lambda *args, **kwargs: None)
+    with Watcher(client, project.name) as watcher:
+        app = project.run("app", ["sh", "-c", f"python3 -c '{GROW}'; touch /tmp/done; sleep 120"], **STRICT_64M)
+        wait_for(lambda: exists_in(app, "/tmp/done"), 60, "the child to be OOM-killed")
+        watcher.mark_load_start()
+        # An oom event asks for a reading at once; this leaves time for the 2-second schedule as well.
+        time.sleep(2.5)
+    summary = watcher.result.services["app"]
+
+    (container,) = summary.containers
+    assert container.cgroup_source == "exec"
+    assert summary.oom_kills == 1
+    assert "read by exec inside the container" in summary.oom_kills_source
+    assert not container.peak_reset
+    assert summary.peak_kernel_bytes == 67108864
+    assert summary.peak_source.endswith(
+        "since the container started (read by exec inside it, the mark cannot be reset)"
+    )
 
 
 def test_a_replacement_container_of_a_service_is_picked_up(client: docker.DockerClient, project: Project) -> None:
@@ -190,7 +363,7 @@ def test_a_replacement_container_of_a_service_is_picked_up(client: docker.Docker
     result = watcher.result
 
     summary = result.services["app"]
-    assert summary.containers == tuple(sorted((first.name, second.name)))
+    assert summary.container_names == tuple(sorted((first.name, second.name)))
     assert result.restarts == 0
     assert watch_threads() == []
 
