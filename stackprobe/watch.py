@@ -558,7 +558,8 @@ class WatchResult:
     oom_kills: by the kernel's counters (oom_kills_source says how, per service when they differ);
     oom_events: the engine's oom events beside it, a disagreement left visible. events_cover_window: the
     event stream ran from the watch's start to past its stop without a break. problems: everything that
-    makes a figure incomplete (a cut stream, a container never sampled, a cgroup never read).
+    makes a figure incomplete (a cut stream, a container never sampled, a cgroup never read), of every
+    service; problems_for(service) gives one service's with the watch's own (watch_problems).
     """
 
     services: dict[str, ServiceSummary]
@@ -572,6 +573,8 @@ class WatchResult:
     oom_kills_source: str = ""
     events_cover_window: bool = True
     load_ended_t: float | None = None
+    # The problems of the watch as a whole (a cut stream, a thread that would not stop), not of one service.
+    watch_problems: tuple[str, ...] = ()
 
     @property
     def containers(self) -> dict[str, ContainerSummary]:
@@ -632,6 +635,14 @@ class WatchResult:
             for summary in self.services.values()
             for container in summary.containers
         }
+
+    def problems_for(self, service: str) -> list[str]:
+        """Return what makes one service's figures incomplete: the watch's own problems, then the service's.
+
+        Another service's blind spots (say a one-shot container never sampled) are left out.
+        """
+        summary = self.services.get(service)
+        return [*self.watch_problems, *(summary.problems if summary is not None else ())]
 
     def stopped_containers(self, service: str) -> list[str]:
         """Return the service's containers that died during the watch and were not running at its stop."""
@@ -1237,6 +1248,7 @@ class Watcher:
             oom_kills_source="; ".join(sources),
             events_cover_window=not self._events_failed and self._tail_complete,
             load_ended_t=None if self._load_ended_at is None else self._load_ended_at - t0,
+            watch_problems=tuple(self._problems),
         )
 
 

@@ -713,3 +713,25 @@ def test_a_container_that_died_and_stayed_down_is_listed_as_stopped() -> None:
 
     assert result.stopped_containers("web") == ["spx-web-1"]
     assert result.stopped_containers("db") == []
+
+
+def test_a_services_problems_leave_out_other_services_blind_spots() -> None:
+    web_series = series_with("web", "spx-web-1", [(100.0, MIB)], None)
+    web = summary_of("web", [tracked(web_series, readings((100.0, counters(MIB))))], t0=100.0)
+    db = summary_of("db", [tracked(StatsSeries(DB_ID, "spx-db-1", "db", None))], t0=100.0, problems=[])
+    cut = "event stream ended before the watch stopped; OOM kills and restarts may be missing"
+    result = WatchResult(
+        services={"web": web, "db": db},
+        events=(),
+        oom_kills=0,
+        restarts=0,
+        sample_count=1,
+        duration_s=1,
+        problems=(cut, *db.problems),
+        watch_problems=(cut,),
+    )
+
+    assert web.problems == ()
+    assert db.problems
+    assert result.problems_for("web") == [cut]
+    assert result.problems_for("db") == [cut, *db.problems]
