@@ -1,167 +1,577 @@
-"""The write audit: every write the service acknowledged must be found again afterwards."""
+"""The write audit: every write the service acknowledged must be found again afterwards.
+
+Each acknowledged write ends in exactly one of three counts, in Jepsen's vocabulary:
+
+- verified: read back with HTTP 200 and every expected key equal;
+- lost: HTTP 404 (or 410), or a 200 whose body is not the acknowledged record;
+- unverified: the audit could not look: 5xx or 429 after its tries, a timeout, a refused or reset
+  connection, another status (401, 403, 3xx …), or not looked at because the audit gave up (its deadline,
+  a service that answered nobody for too long) or was stopped.
+
+The write log is streamed: a reader (the calling thread) feeds a bounded queue, a few worker threads read
+back, each on its own kept-alive http.client connection. Memory stays flat however long the log, and the
+calling thread keeps watching the deadline, the service's silence and the stop event, so the audit ends
+within about a second of being stopped or interrupted.
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.utils
 import http.client
-import itertools
 import json
+import queue
+import re
+import socket
+import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-# A GET that cannot connect is retried (the service may be restarting after an OOM kill), at once and
-# then after these pauses, the last one repeating, for as long as the service has been unreachable for
-# less than RETRY_BUDGET_S: a service that never comes back costs the audit that long, not a wait per
-# write. An answer that is not the acknowledged record is a loss, not retried. The first retry is
-# immediate: a kept-alive connection the server has since closed fails once, harmlessly.
-RETRY_DELAYS_S = (0.0, 0.5, 1.0, 2.0)
-RETRY_BUDGET_S = 30.0
-TIMEOUT_S = 10.0
+# Per socket operation (connect, each read): a read that hangs longer fails and may be retried. Stopping
+# does not wait for it: the sockets are shut down to wake the reads.
+TIMEOUT_S = 5.0
+# Tries of a write that meets 5xx, 429, or a connection failure while the service answers others.
+TRIES = 4
+# Pauses before the 2nd, 3rd, 4th try after 5xx or 429 without Retry-After.
+BACKOFF_S = (0.5, 1.0, 2.0)
+# Retry-After is honoured up to this many seconds (a service asking for minutes would stall the audit).
+RETRY_AFTER_CAP_S = 5.0
+# Pauses between tries after connection failures, the last repeating. The first retry is immediate: a
+# kept-alive connection the server has since closed fails once, harmlessly. While the service answers
+# nobody (restarting after an OOM kill, say) these retries do not use up the write's tries: the shared
+# unreachable budget bounds them instead.
+RECONNECT_DELAYS_S = (0.0, 0.5, 1.0, 2.0)
 EXAMPLES_KEPT = 10
+# Writes go to the workers in batches (a hand-over per write would cost more CPU than the write's own GET),
+# one batch queued per worker: enough to keep them busy, few enough that memory does not grow.
+BATCH = 32
+# How often the calling thread looks at the stop event, the deadline and the service's silence.
+TICK_S = 0.1
+# How long stopping waits for the workers before returning (a worker still blocked is a daemon thread
+# that ends by itself, and whose outcome no longer counts).
+JOIN_S = 0.8
 
-
-@dataclass(frozen=True)
-class AckedWrite:
-    """One acknowledged write, as the locustfile logged it: where to read it back, and what it said."""
-
-    location: str
-    expect: dict[str, Any]
+_ABSOLUTE = re.compile(r"^https?://", re.IGNORECASE)  # as Locust's clients tell an absolute URL
+_RETRYABLE = frozenset({429, *range(500, 600)})
+_GONE = frozenset({404, 410})
 
 
 @dataclass
 class AuditResult:
-    """How many acknowledged writes were found again, and some of those that were not."""
+    """What the audit found: each acknowledged write is verified, lost or unverified, exactly one of the three.
+
+    applicable: False when there was no write log (the locustfile records no writes); the counts are None then.
+    acknowledged: writes in the log; equal to verified + lost + unverified.
+    lost_examples, unverified_examples: at most EXAMPLES_KEPT each, "<location>: <why>".
+    gave_up: why the audit stopped before looking at every write (its deadline passed, the service answered
+        nobody for the unreachable budget, or it was stopped); None when it looked at every write.
+    duration_s: wall-clock seconds the audit took.
+    """
 
     applicable: bool
     acknowledged: int | None = None
     verified: int | None = None
     lost: int | None = None
+    unverified: int | None = None
     lost_examples: list[str] = field(default_factory=list)
+    unverified_examples: list[str] = field(default_factory=list)
+    gave_up: str | None = None
+    duration_s: float = 0.0
 
 
-def read_write_log(path: Path) -> list[AckedWrite]:
-    """Read the JSON-lines write log; a missing file means the locustfile records no writes."""
-    if not path.is_file():
-        return []
-    writes = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            writes.append(AckedWrite(location=str(record["location"]), expect=dict(record.get("expect", {}))))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a write record ({exc}): {line[:120]}") from exc
-    return writes
+def audit_write_log(
+    base_url: str,
+    path: Path,
+    *,
+    workers: int = 8,
+    deadline_s: float = 120.0,
+    unreachable_budget_s: float = 30.0,
+    stop: threading.Event | None = None,
+) -> AuditResult:
+    """Read back every write in the JSON-lines write log at `path` from the service at `base_url`.
 
+    Each line is {"location": "/users/123", "expect": {"id": 123, ...}}. A relative location is read at
+    base_url + location, as Locust requests it (so "http://host/api" + "/users/1" is "/api/users/1"); an
+    absolute http(s) location as it stands. Credentials in base_url are sent as HTTP Basic auth, as Locust
+    sends them.
 
-def audit_writes(base_url: str, writes: list[AckedWrite], workers: int = 8) -> AuditResult:
-    """Read back every acknowledged write from the service; count those missing or changed."""
-    if not writes:
-        return AuditResult(applicable=False)
-    with _Connections(base_url) as connections, ThreadPoolExecutor(workers) as pool:
-        problems = [p for p in pool.map(lambda w: _check(connections, w), writes) if p is not None]
-    return AuditResult(
-        applicable=True,
-        acknowledged=len(writes),
-        verified=len(writes) - len(problems),
-        lost=len(problems),
-        lost_examples=problems[:EXAMPLES_KEPT],
-    )
+    At most `workers` reads are in flight, and at most 2 * workers + 1 batches of BATCH writes are held:
+    memory does not grow with the log.
 
+    The audit gives up, counting every write not yet read back as unverified without a request each, when
+    `deadline_s` seconds have passed since it started, or when the service has answered nobody for
+    `unreachable_budget_s` seconds (an answer: any status but 5xx and 429). It stops the same way within
+    about a second when `stop` is set. A KeyboardInterrupt in the calling thread stops the workers within
+    about a second too, then propagates.
 
-class _Connections:
-    """One kept-alive HTTP connection per thread and server: http.client, a fraction of a full client's CPU.
-
-    The audit reads back every acknowledged write, tens of thousands after a minute of load, while the
-    machine may still be busy: each GET should cost as little as the standard library allows.
+    Returns AuditResult(applicable=False) when `path` is not a file. Raises ValueError naming file:line
+    for a line that is not a write record (the workers are stopped first), and ValueError for a base_url
+    that is not an http(s) URL or workers < 1.
     """
-
-    def __init__(self, base_url: str, timeout_s: float = TIMEOUT_S) -> None:
-        self.base_url = base_url
-        self.timeout_s = timeout_s
-        self._local = threading.local()
-        self._opened: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        # When the service last stopped answering, as seen by any thread; None while it answers.
-        self._down_since: float | None = None
-
-    def __enter__(self) -> _Connections:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        with self._lock:
-            for connection in self._opened:
-                connection.close()
-            self._opened.clear()
-
-    def unreachable_for(self) -> float:
-        """Return how long the service has not answered anyone, in seconds (0 while it answers)."""
-        down_since = self._down_since
-        return 0.0 if down_since is None else time.monotonic() - down_since
-
-    def get(self, location: str) -> tuple[int, bytes]:
-        """GET `location` (relative to the base URL, or absolute); return the status and the body."""
-        url = urlsplit(urljoin(self.base_url, location))
-        path = url.path or "/"
-        if url.query:
-            path = f"{path}?{url.query}"
-        connection = self._connection(url.scheme, url.netloc)
+    started = time.monotonic()
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if not path.is_file():
+        return AuditResult(applicable=False)
+    with path.open("rb") as log:
+        run = _Audit(base_url, workers=workers, unreachable_budget_s=unreachable_budget_s)
+        run.start()
         try:
-            connection.request("GET", path, headers={"Accept": "application/json"})
+            run.feed(log, path, stop, deadline_at=started + deadline_s, deadline_s=deadline_s)
+        except BaseException:
+            run.halt("the audit was interrupted")
+            run.wind_down()
+            raise
+    if run.error is not None:
+        raise run.error
+    return run.result(duration_s=time.monotonic() - started)
+
+
+class _Audit:
+    """The shared state of one audit: the queue, the outcomes, the service's silence, the workers."""
+
+    def __init__(self, base_url: str, *, workers: int, unreachable_budget_s: float) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.headers = {"Accept": "application/json"}
+        self.base_url = base_url
+        if parts.username and parts.password:
+            # As Locust does: the credentials leave the URL and go into an Authorization header.
+            user, password = unquote(parts.username), unquote(parts.password)
+            token = base64.b64encode(f"{user}:{password}".encode("latin1")).decode("ascii")
+            self.headers["Authorization"] = f"Basic {token}"
+            netloc = parts.netloc.rpartition("@")[2]
+            self.base_url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        self.unreachable_budget_s = unreachable_budget_s
+        # For locations that are a path to append to base_url: where they all go, and the prefix.
+        self.base_path: str | None = None
+        self.base_server, _ = self.target(self.base_url)
+        self.base_path = urlsplit(self.base_url).path if not parts.query and not parts.fragment else None
+        self.queue: queue.Queue[list[tuple[str, dict[str, Any]]] | None] = queue.Queue(workers)
+        self.halted = threading.Event()
+        self.reason: str | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.fed = 0  # writes put on the queue
+        self.unread = 0  # writes left in the log when the audit gave up
+        self.verified = self.lost = self.unverified_looked = 0
+        self.lost_examples: list[str] = []
+        self.unverified_examples: list[str] = []
+        # The service's silence: when the last decisive answer came (any worker), and when the first
+        # attempt since then that got none began.
+        self.last_answer_at = time.monotonic()
+        self.silent_since: float | None = None
+        self.workers = [_Worker(self, number) for number in range(workers)]
+
+    # -- the calling thread --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.thread.start()
+
+    def feed(
+        self, log: IO[bytes], path: Path, stop: threading.Event | None, *, deadline_at: float, deadline_s: float
+    ) -> None:
+        """Queue every write of the log, then wait for the workers, watching stop, deadline and silence."""
+
+        def watch() -> bool:
+            if self.error is not None:
+                self.halt("the audit failed")
+            elif stop is not None and stop.is_set():
+                self.halt("the audit was stopped")
+            elif time.monotonic() >= deadline_at:
+                self.halt(f"the audit's deadline of {deadline_s:g} s passed")
+            elif self.silent_for() >= self.unreachable_budget_s:
+                self.halt(f"the service answered nobody for {self.unreachable_budget_s:g} s")
+            return self.halted.is_set()
+
+        def queued(item: list[tuple[str, dict[str, Any]]] | None) -> bool:
+            """Put item on the queue, watching meanwhile; False when the audit halted first."""
+            while not watch():
+                try:
+                    self.queue.put(item, timeout=TICK_S)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        next_watch = time.monotonic()  # look once before the first request
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for number, line in enumerate(log, start=1):
+            if not line.strip():
+                continue
+            batch.append(_parse(line, path, number))
+            if len(batch) >= BATCH:
+                if not queued(batch):
+                    break
+                self.fed += len(batch)
+                batch = []
+                next_watch = time.monotonic() + TICK_S
+            elif time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + TICK_S
+                if watch():
+                    break
+        if not self.halted.is_set() and batch and queued(batch):
+            self.fed += len(batch)
+            batch = []
+        if self.halted.is_set():
+            self._count_unread(batch, log)
+            self.wind_down()
+            return
+        # Every write is queued: one end mark per worker, then wait for them to finish.
+        for _ in self.workers:
+            if not queued(None):
+                break
+        for worker in self.workers:
+            while worker.thread.is_alive() and not watch():
+                worker.thread.join(TICK_S)
+        self.wind_down()
+
+    def _count_unread(self, batch: list[tuple[str, dict[str, Any]]], log: IO[bytes]) -> None:
+        """Count the writes the audit will not look at: those in hand and the rest of the log, unparsed."""
+        reason = self.reason
+        self.unread += len(batch)
+        for location, _ in batch[:EXAMPLES_KEPT]:
+            self._unchecked_example(location, reason)
+        for line in log:
+            if line.strip():
+                self.unread += 1
+                if len(self.unverified_examples) < EXAMPLES_KEPT:
+                    try:
+                        location = str(json.loads(line)["location"])
+                    except (ValueError, KeyError, TypeError):
+                        location = "(a line that is not a write record)"
+                    self._unchecked_example(location, reason)
+
+    def wind_down(self) -> None:
+        """Count what is still queued as not looked at, end the workers, wait for them a little."""
+        if self.halted.is_set():
+            while True:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                for location, _ in item or ():
+                    self.record_unchecked(location)
+            for _ in self.workers:
+                try:
+                    self.queue.put_nowait(None)
+                except queue.Full:
+                    break
+        until = time.monotonic() + JOIN_S
+        for worker in self.workers:
+            worker.thread.join(max(0.0, until - time.monotonic()))
+        with self._lock:
+            self._closed = True
+
+    def halt(self, reason: str) -> None:
+        """Stop the audit: no new request; requests under way are woken by shutting their sockets."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self.halted.set()
+        for worker in self.workers:
+            worker.wake()
+
+    def silent_for(self) -> float:
+        """Return for how many seconds the service has answered nobody although asked (0 while it answers)."""
+        since = self.silent_since
+        for worker in self.workers:
+            asked = worker.asking_since
+            if asked is not None and (since is None or asked < since):
+                since = asked
+        if since is None:
+            return 0.0
+        return time.monotonic() - max(since, self.last_answer_at)
+
+    def result(self, *, duration_s: float) -> AuditResult:
+        acknowledged = self.fed + self.unread
+        checked = self.verified + self.lost + self.unverified_looked
+        return AuditResult(
+            applicable=True,
+            acknowledged=acknowledged,
+            verified=self.verified,
+            lost=self.lost,
+            unverified=acknowledged - self.verified - self.lost,
+            lost_examples=list(self.lost_examples),
+            unverified_examples=list(self.unverified_examples),
+            gave_up=self.reason if checked < acknowledged else None,
+            duration_s=duration_s,
+        )
+
+    # -- any thread ----------------------------------------------------------------------------------
+
+    def answered(self) -> None:
+        self.last_answer_at = time.monotonic()
+        self.silent_since = None
+
+    def unanswered(self, attempt_started: float) -> None:
+        if self.silent_since is None:
+            self.silent_since = attempt_started
+
+    def record_verified(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self.verified += 1
+
+    def record_lost(self, example: str) -> None:
+        with self._lock:
+            if not self._closed:
+                self.lost += 1
+                if len(self.lost_examples) < EXAMPLES_KEPT:
+                    self.lost_examples.append(example)
+
+    def record_unverified(self, example: str) -> None:
+        with self._lock:
+            if not self._closed:
+                self.unverified_looked += 1
+                if len(self.unverified_examples) < EXAMPLES_KEPT:
+                    self.unverified_examples.append(example)
+
+    def record_unchecked(self, location: str) -> None:
+        """A write taken off the queue but not looked at: it counts as unverified through the remainder."""
+        with self._lock:
+            if not self._closed:
+                self._unchecked_example(location, self.reason)
+
+    def _unchecked_example(self, location: str, reason: str | None) -> None:
+        if len(self.unverified_examples) < EXAMPLES_KEPT:
+            self.unverified_examples.append(f"{location}: not checked: {reason}")
+
+    def fail(self, error: BaseException) -> None:
+        """A worker met an error the audit does not expect: stop, and raise it in the calling thread."""
+        if self.error is None:
+            self.error = error
+        self.halt("the audit failed")
+
+    def target(self, location: str) -> tuple[tuple[str, str, int], str]:
+        """Return where to read location: (scheme, host, port) and the request target. ValueError if nowhere."""
+        if self.base_path is not None and location[:1] == "/" and location.isprintable() and "#" not in location:
+            # What urlsplit(base_url + location) gives, without its cost (the audit's most frequent case).
+            return self.base_server, self.base_path + location
+        url = location if _ABSOLUTE.match(location) else self.base_url + location
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname
+        if scheme not in ("http", "https") or not host:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or (443 if scheme == "https" else 80)
+        request_target = parts.path or "/"
+        if parts.query:
+            request_target = f"{request_target}?{parts.query}"
+        return (scheme, host, port), request_target
+
+
+class _Worker:
+    """One thread reading writes back over its own kept-alive connections (one per server it meets)."""
+
+    def __init__(self, audit: _Audit, number: int) -> None:
+        self.audit = audit
+        self.connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        # The start of the request under way (None between requests), and the socket being connected.
+        self.asking_since: float | None = None
+        self.connecting: socket.socket | None = None
+        self.thread = threading.Thread(target=self.run, name=f"stackprobe-audit-{number}", daemon=True)
+
+    def run(self) -> None:
+        audit, get = self.audit, self.audit.queue.get
+        try:
+            while not audit.halted.is_set():
+                batch = get()
+                if batch is None:
+                    return
+                for location, expect in batch:
+                    self.check(location, expect)
+        except BaseException as exc:
+            audit.fail(exc)
+        finally:
+            for connection in self.connections.values():
+                connection.close()
+
+    def wake(self) -> None:
+        """Called from another thread: make a blocked connect or read return at once."""
+        sockets = [self.connecting, *(c.sock for c in list(self.connections.values()))]
+        for sock in sockets:
+            if sock is not None:
+                # socket.socket's own shutdown, also on a TLS socket: a read blocked on it returns.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def check(self, location: str, expect: dict[str, Any]) -> None:
+        """Read one write back and record it as verified, lost or unverified."""
+        audit = self.audit
+        try:
+            server, request_target = audit.target(location)
+        except ValueError as exc:
+            audit.record_unverified(f"{location}: cannot be read: {exc}")
+            return
+        attempts = tries = 0
+        while True:
+            if audit.halted.is_set():
+                audit.record_unchecked(location)
+                return
+            started = time.monotonic()
+            self.asking_since = started
+            try:
+                status, retry_after, body = self.get(server, request_target)
+            except (http.client.InvalidURL, UnicodeError) as exc:  # a location http.client will not send (a space …)
+                audit.record_unverified(f"{location}: cannot be read: {exc}")
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                status, retry_after, body, failure = 0, None, b"", exc
+            else:
+                failure = None
+            finally:
+                self.asking_since = None
+            attempts += 1
+            if failure is None and status not in _RETRYABLE:
+                audit.answered()
+                _classify(audit, location, expect, status, body)
+                return
+            audit.unanswered(started)
+            if audit.halted.is_set():
+                audit.record_unchecked(location)
+                return
+            if failure is None:
+                tries += 1
+                if tries >= TRIES:
+                    after = f" (Retry-After {retry_after.strip()[:40]})" if retry_after else ""
+                    audit.record_unverified(f"{location}: HTTP {status} after {attempts} tries{after}")
+                    return
+                wait = _retry_after_s(retry_after)
+                delay = BACKOFF_S[min(tries, len(BACKOFF_S)) - 1] if wait is None else wait
+            else:
+                # Only a failure while others were answered says something about this write.
+                if audit.last_answer_at > started:
+                    tries += 1
+                if tries >= TRIES:
+                    audit.record_unverified(f"{location}: {_describe(failure)} after {attempts} tries")
+                    return
+                delay = RECONNECT_DELAYS_S[min(attempts, len(RECONNECT_DELAYS_S)) - 1]
+            if delay > 0 and audit.halted.wait(delay):
+                audit.record_unchecked(location)
+                return
+
+    def get(self, server: tuple[str, str, int], request_target: str) -> tuple[int, str | None, bytes]:
+        """GET request_target from server; return the status, the Retry-After header and the body."""
+        connection = self.connections.get(server)
+        if connection is None:
+            connection = self.connections[server] = self._connection(server)
+        try:
+            connection.request("GET", request_target, headers=self.audit.headers)
             response = connection.getresponse()
             body = response.read()
-        except (OSError, http.client.HTTPException):
-            with self._lock:
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-            # A connection in an unknown state is never reused.
-            connection.close()
-            raise
         except BaseException:
+            # A connection in an unknown state is never reused (a closed one reconnects on the next request).
             connection.close()
             raise
-        self._down_since = None
         if response.will_close:
             connection.close()
-        return response.status, body
+        return response.status, response.getheader("Retry-After"), body
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        cache: dict[tuple[str, str], http.client.HTTPConnection] = self._local.__dict__.setdefault("cache", {})
-        connection = cache.get((scheme, netloc))
-        if connection is None:
-            factory = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            connection = factory(netloc, timeout=self.timeout_s)
-            cache[(scheme, netloc)] = connection
-            with self._lock:
-                self._opened.append(connection)
-        # A closed http.client connection reconnects by itself on the next request.
+    def _connection(self, server: tuple[str, str, int]) -> http.client.HTTPConnection:
+        scheme, host, port = server
+        connection: http.client.HTTPConnection
+        if scheme == "https":
+            # Locust's FastHttpUser does not verify certificates by default: read back what it wrote to.
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            connection = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_S, context=context)
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
+        # http.client opens its socket through this attribute: ours lets wake() reach a socket still connecting.
+        connection._create_connection = self._open_socket  # type: ignore[attr-defined]
         return connection
 
+    def _open_socket(
+        self, address: tuple[str, int], timeout: float | None = None, source_address: object = None
+    ) -> socket.socket:
+        host, port = address
+        error: OSError | None = None
+        for family, kind, proto, _name, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            self.connecting = sock
+            try:
+                sock.settimeout(timeout)
+                if self.audit.halted.is_set():
+                    raise ConnectionAbortedError("the audit stopped")
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+            finally:
+                self.connecting = None
+        raise error or OSError(f"no address for {host}:{port}")
 
-def _check(connections: _Connections, write: AckedWrite) -> str | None:
-    """Return None when the write reads back as acknowledged, else what is wrong with it."""
-    for attempt in itertools.count():
-        try:
-            status, content = connections.get(write.location)
-            break
-        except (OSError, http.client.HTTPException) as exc:
-            if connections.unreachable_for() >= RETRY_BUDGET_S:
-                return f"{write.location}: unreachable ({exc.__class__.__name__})"
-            time.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
-    if status != 200:
-        return f"{write.location}: HTTP {status}"
+
+def _parse(line: bytes, path: Path, number: int) -> tuple[str, dict[str, Any]]:
     try:
-        body = json.loads(content)
+        record = json.loads(line)
+        return str(record["location"]), dict(record.get("expect", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        text = line.decode("utf-8", "replace").rstrip("\r\n")[:120]
+        raise ValueError(f"{path}:{number}: not a write record ({exc}): {text}") from None
+
+
+def _classify(audit: _Audit, location: str, expect: dict[str, Any], status: int, body: bytes) -> None:
+    if status in _GONE:
+        audit.record_lost(f"{location}: HTTP {status}")
+        return
+    if status != 200:
+        # 3xx, 401, 403 …: the service answered, but not with the record: the audit could not look.
+        audit.record_unverified(f"{location}: HTTP {status}")
+        return
+    try:
+        record = json.loads(body)
     except ValueError:
-        return f"{write.location}: body is not JSON"
-    if not isinstance(body, dict):
-        return f"{write.location}: body is not a JSON object"
-    changed = {key: body.get(key) for key, value in write.expect.items() if body.get(key) != value}
+        audit.record_lost(f"{location}: body is not JSON")
+        return
+    if not isinstance(record, dict):
+        audit.record_lost(f"{location}: body is not a JSON object")
+        return
+    changed = {key: record.get(key) for key, value in expect.items() if record.get(key) != value}
     if changed:
-        return f"{write.location}: expected {write.expect}, found {changed}"
-    return None
+        audit.record_lost(f"{location}: expected {expect}, found {changed}")
+    else:
+        audit.record_verified()
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Return the wait a Retry-After header asks for, in seconds, capped; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def _describe(failure: BaseException) -> str:
+    if isinstance(failure, TimeoutError):
+        return f"no answer within {TIMEOUT_S:g} s"
+    if isinstance(failure, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(failure, http.client.RemoteDisconnected):
+        return "connection closed without an answer"
+    if isinstance(failure, ConnectionResetError):
+        return "connection reset"
+    text = str(failure)
+    return f"{failure.__class__.__name__}: {text}" if text else failure.__class__.__name__
