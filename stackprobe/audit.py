@@ -34,9 +34,11 @@ from typing import IO, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 # Per socket operation (connect, each read): a read that hangs longer fails and may be retried. Stopping
-# does not wait for it: the sockets are shut down to wake the reads.
+# does not wait for it: the sockets are shut down to wake the reads. A write whose reads all hang takes
+# TRIES * TIMEOUT_S plus the pauses, 21.5 s: under the default unreachable budget, so that a single hung
+# write at the end of the audit ends on its own tries rather than as the service answering nobody.
 TIMEOUT_S = 5.0
-# Tries of a write that meets 5xx, 429, or a connection failure while the service answers others.
+# Tries of a write that meets 5xx, 429, or connection failures while the service answers others.
 TRIES = 4
 # Pauses before the 2nd, 3rd, 4th try after 5xx or 429 without Retry-After.
 BACKOFF_S = (0.5, 1.0, 2.0)
@@ -414,11 +416,14 @@ class _Worker:
             audit.record_unverified(f"{location}: cannot be read: {exc}")
             return
         attempts = tries = 0
+        first_try: float | None = None
         while True:
             if audit.halted.is_set():
                 audit.record_unchecked(location)
                 return
             started = time.monotonic()
+            if first_try is None:
+                first_try = started
             self.asking_since = started
             try:
                 status, retry_after, body = self.get(server, request_target)
@@ -449,8 +454,9 @@ class _Worker:
                 wait = _retry_after_s(retry_after)
                 delay = BACKOFF_S[min(tries, len(BACKOFF_S)) - 1] if wait is None else wait
             else:
-                # Only a failure while others were answered says something about this write.
-                if audit.last_answer_at > started:
+                # A failure says something about this write only if the service has answered others since
+                # this write's first try; while it answers nobody (a restart), the shared budget decides.
+                if audit.last_answer_at > first_try:
                     tries += 1
                 if tries >= TRIES:
                     audit.record_unverified(f"{location}: {_describe(failure)} after {attempts} tries")
