@@ -6,8 +6,8 @@ By default the target is a stand-in users service started in a child process on 
 answering GET /users/<id> with that user's JSON at once. It measures what the audit itself costs the
 prober, not how fast a real service answers (the bundled one, under its 128 MiB limit, answers slower:
 there the audit waits more and spends the same CPU). With --url and --log the audit reads back a real
-write log from a running service instead (for example after `stackprobe run --keep-up`, the log is
-reports/latest/writes.jsonl).
+write log from a running service instead (for example after `stackprobe run --keep-up --out DIR`, the
+stack's URL and DIR/writes.jsonl).
 
 Each measurement runs in a fresh process of its own, so that its maximum RSS is its own:
 - the timed run: seconds, writes/s, CPU seconds (all threads), growth of the maximum RSS;
