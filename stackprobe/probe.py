@@ -339,7 +339,7 @@ def _build_report(
     applied = seen.applied or AppliedLimits(
         container="", memory_bytes=None, memswap_bytes=None, cpus=None, cgroup_version=None
     )
-    problems = list(watch.problems)
+    problems = watch.problems_for(spec.service)
     if not applied.cgroup_read:
         why = "; ".join(applied.notes) or "the target had no running container"
         problems.append(f"the target's cgroup was not read, so the limit in force is not verified ({why})")
