@@ -31,7 +31,8 @@ def failures(report: Report) -> list[str]:
         )
     if report.restarts:
         reasons.append(_plural(report.restarts, "restart"))
-    reasons.extend(f"target container {name} stopped and was not started again" for name in report.target_exits)
+    # Each entry says how one container ended, e.g. "p-app-1 exited with code 3 at t=4.0 s".
+    reasons.extend(f"target container {ended}, and was not started again" for ended in report.target_exits)
     writes = report.writes
     if writes.applicable and writes.lost:
         reasons.append(f"{writes.lost} of {writes.acknowledged} acknowledged writes lost")

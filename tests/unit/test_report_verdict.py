@@ -25,7 +25,7 @@ def test_every_failure_gives_its_own_reason() -> None:
     report = _clean()
     report.oom_kills, report.oom_kills_source = 2, "kernel oom_kill counter"
     report.restarts = 1
-    report.target_exits = ["p-app-1"]
+    report.target_exits = ["p-app-1 exited with code 3 at t=4.0 s"]
     report.writes.lost, report.writes.verified = 3, 297
     report.requests.exceptions = 921
     report.load = Load(locust_exit_code=1, overran="Locust ran 12.0 s past --duration 5s")
@@ -35,7 +35,7 @@ def test_every_failure_gives_its_own_reason() -> None:
         [
             "2 OOM kills (kernel oom_kill counter)",
             "1 restart",
-            "target container p-app-1 stopped and was not started again",
+            "target container p-app-1 exited with code 3 at t=4.0 s, and was not started again",
             "3 of 300 acknowledged writes lost",
             "921 exceptions raised in the locustfile's tasks",
             "Locust exited with code 1",
