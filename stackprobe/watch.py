@@ -6,10 +6,11 @@ Three sources, each named wherever its figures are reported:
   (usage less inactive page cache, as `docker stats` shows it), CPU percent (the docker CLI's formula) and
   CFS throttling. A spike between two samples is invisible here;
 - the container's cgroup, read by one thread for every container: every 0.5 s from the engine host's
-  cgroup tree (every 2 s by `cat` inside the container when that tree is not visible), at once and
-  repeatedly for 0.3 s after an `oom` event, at a `start` event and once more at stop. It gives the
-  kernel's own high-water mark (v1 memory.max_usage_in_bytes, reset when the load starts; v2 memory.peak),
-  its count of OOM kills (oom_kill) and whether the cgroup is frozen at its limit (v1 under_oom);
+  cgroup tree, at once and then every 2 ms for 0.3 s after an `oom` event, at a `start` event and once
+  more at stop (by `cat` inside the container when that tree is not visible: every 2 s, and at an event
+  no sooner than 0.5 s after the last reading). It gives the kernel's own high-water mark (v1
+  memory.max_usage_in_bytes, reset when the load starts; v2 memory.peak, page cache included in both), its
+  count of OOM kills (oom_kill) and whether the cgroup is frozen at its limit (v1 under_oom);
 - the engine's event stream, one thread: oom, die, start and restart events. At stop a second stream,
   bounded by the engine at stop + 0.75 s, makes sure an `oom` or `die` just after the load is counted.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import queue
 import statistics
 import threading
 import time
@@ -57,6 +59,9 @@ _SIGKILL_EXIT = 137
 # by `cat` inside the container (an exec each, tens of milliseconds of the engine's time).
 POLL_S = 0.5
 EXEC_POLL_S = 2.0
+# An event asks for an exec reading at once, but never sooner than this after the last one (an OOM storm
+# sends hundreds of oom events a second).
+EXEC_MIN_GAP_S = 0.5
 # After an oom event, read the cgroup this often for this long: a PID-1 kill empties the cgroup within
 # milliseconds and the engine removes it some 10 ms later; a read in between shows the final counters.
 BURST_S = 0.3
@@ -68,6 +73,9 @@ GRACE_S = 0.75
 TAIL_LOOKBACK_S = 1.0
 # Joining threads after the grace; stop() as a whole stays under about 2 s.
 _JOIN_BUDGET_S = 1.0
+# A die event's engine timestamp plus this bounds its cgroup's readings: the cgroup is removed some 10 ms
+# before the engine stamps die, and a restart creates the next one 100 ms or more after it.
+STAMP_SLACK_S = 0.05
 # Replicas' samples arrive at different instants: a sample counts towards its service's totals this long.
 HOLD_S = 1.5
 
@@ -353,6 +361,7 @@ def account_incarnations(
     limit_bytes: int | None = None,
     ran_before_watch: bool = False,
     final: FinalState | None = None,
+    same_clock: bool = True,
 ) -> list[Incarnation]:
     """Split one container's cgroup readings and events into incarnations and count each one.
 
@@ -360,15 +369,27 @@ def account_incarnations(
     start (monotonic); reset_at: when its v1 high-water mark was reset (monotonic, None if it was not);
     limit_bytes: its memory limit from HostConfig, used when no reading gave the cgroup's own;
     ran_before_watch: its first incarnation began before the watch, so only the growth of its kill counter
-    since the first reading counts; final: its state at stop (for a last death whose events were missed).
+    since the first reading counts; final: its state at stop (for a last death whose events were missed);
+    same_clock: the readings were made on the engine's host, whose clock stamps the events.
 
-    Readings belong to the incarnation whose die *arrived* after the reading began (the cgroup is removed
-    before the engine sends die; the next one is created after). Events belong by their engine timestamp.
+    Readings belong to the incarnation whose die came after the reading began: after its arrival, or (on
+    the engine's host) after its stamp plus STAMP_SLACK_S when that is sooner, since the event thread may
+    get to an event late. The cgroup is removed before the engine stamps die, and the next one is created
+    100 ms or more after. Events belong by their engine timestamp. A reading proves a kill was counted when
+    it began after the kill's oom event (its stamp on the engine's host, else its arrival): the kernel counts
+    a kill before it sends SIGKILL, and the engine stamps the event milliseconds later.
     """
+
+    def edge(die: SeenEvent) -> float:
+        return min(die.arrived, die.at + STAMP_SLACK_S) if same_clock else die.arrived
+
+    def seen_after(oom: SeenEvent) -> float:
+        return min(oom.arrived, oom.at) if same_clock else oom.arrived
+
     ordered = sorted(events, key=lambda seen: seen.at)
     dies = [seen for seen in ordered if seen.event.action == "die"]
     running_at_end = final.running if final is not None else None
-    last_die_arrival = dies[-1].arrived if dies else -math.inf
+    last_die_arrival = edge(dies[-1]) if dies else -math.inf
     trailing = (
         not dies
         or running_at_end is True
@@ -386,11 +407,11 @@ def account_incarnations(
     incarnations: list[Incarnation] = []
     for index, (before, die) in enumerate(bounds):
         is_last = index == len(bounds) - 1
-        start_arrival = before.arrived if before is not None else -math.inf
-        end_arrival = die.arrived if die is not None else math.inf
+        start_edge = edge(before) if before is not None else -math.inf
+        end_edge = edge(die) if die is not None else math.inf
         start_stamp = before.at if before is not None else -math.inf
         end_stamp = die.at if die is not None else math.inf
-        runs = [run for run in cgroup_log.runs if start_arrival <= run.first_at < end_arrival]
+        runs = [run for run in cgroup_log.runs if start_edge <= run.first_at < end_edge]
         mine = [seen for seen in ordered if start_stamp < seen.at <= end_stamp]
         ooms = [seen for seen in mine if seen.event.action == "oom"]
         starts = [seen for seen in mine if seen.event.action == "start"]
@@ -410,7 +431,7 @@ def account_incarnations(
         kill_counts = [run.counters.oom_kill for run in runs if run.counters.oom_kill is not None]
         baseline = kill_counts[0] if (index == 0 and ran_before_watch and kill_counts) else 0
         counted = max(0, max(kill_counts) - baseline) if kill_counts else 0
-        emptied = any(run.counters.populated is False for run in runs)
+        emptied = _emptied(runs)
         recovered = 0
         from_events = False
         if not runs:
@@ -420,19 +441,17 @@ def account_incarnations(
                 counted, from_events = len(ooms), True
         elif pid1_oom_killed and not emptied:
             last_read = max(run.last_at for run in runs)
-            latest_oom = max((seen.arrived for seen in ooms), default=None)
-            # A read that began after the oom event arrived began after the kill was counted (the kernel
-            # counts a kill before it sends SIGKILL; the engine stamps its event after).
+            latest_oom = max((seen_after(seen) for seen in ooms), default=None)
             if latest_oom is None or last_read <= latest_oom:
                 recovered = 1
 
-        reset_here = reset_at is not None and start_arrival <= reset_at < end_arrival
+        reset_here = reset_at is not None and start_edge <= reset_at < end_edge
         if reset_here:
             assert reset_at is not None
             window_runs = [run for run in runs if run.first_at >= reset_at]
         else:
             window_runs = runs
-        since_load = reset_here or (started_at is not None and started_at >= t0) or start_arrival >= t0
+        since_load = reset_here or (started_at is not None and started_at >= t0) or start_edge >= t0
         peaks = [run.counters.peak_bytes for run in window_runs if run.counters.peak_bytes is not None]
         peak = max(peaks) if peaks else None
         if recovered:
@@ -449,7 +468,7 @@ def account_incarnations(
                 cgroup_reads=sum(run.reads for run in runs),
                 peak_kernel_bytes=peak,
                 peak_since_load=since_load,
-                in_load_window=end_arrival >= t0,
+                in_load_window=end_edge >= t0,
                 oom_kills=counted + recovered,
                 oom_kills_recovered=recovered,
                 oom_kills_from_events=from_events,
@@ -459,6 +478,21 @@ def account_incarnations(
             )
         )
     return incarnations
+
+
+def _emptied(runs: Sequence[CgroupRun]) -> bool:
+    """Tell whether a reading found the cgroup empty after one had found processes in it.
+
+    Its counters are then final. A new cgroup is empty too for a moment, before the runtime moves the
+    container's first process in: that says nothing about kills.
+    """
+    populated = False
+    for run in runs:
+        if run.counters.populated:
+            populated = True
+        elif run.counters.populated is False and populated:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -667,6 +701,7 @@ class _CgroupWatch:
     why_unreadable: str | None = None
     resolve_wanted: bool = True
     next_at: float = 0.0
+    last_read_at: float = -math.inf
     burst_until: float = 0.0
     reset_at: float | None = None
     reset_error: str | None = None
@@ -730,6 +765,10 @@ class Watcher:
         self._problems: list[str] = []
         self._events: CancellableStream | None = None
         self._events_thread: threading.Thread | None = None
+        # Containers to attach, handed over by the event thread so that it never waits on the engine: the
+        # time an event arrives is what tells a cgroup reading's incarnation.
+        self._attach_queue: queue.SimpleQueue[ContainerEvent | None] = queue.SimpleQueue()
+        self._attach_thread: threading.Thread | None = None
         self._events_failed = False
         self._tail_complete = False
         self._wall_minus_monotonic = 0.0
@@ -789,6 +828,10 @@ class Watcher:
             target=self._read_events, name=f"stackprobe-events-{self._project}", daemon=True
         )
         self._events_thread.start()
+        self._attach_thread = threading.Thread(
+            target=self._attach_started, name=f"stackprobe-attach-{self._project}", daemon=True
+        )
+        self._attach_thread.start()
         self._poll_thread = threading.Thread(
             target=self._poll_cgroups, name=f"stackprobe-cgroups-{self._project}", daemon=True
         )
@@ -876,9 +919,12 @@ class Watcher:
             self._poll.notify_all()
         if self._events_thread is not None:
             self._events_thread.join(max(0.0, deadline - time.monotonic()))
+        self._attach_queue.put(None)
+        if self._attach_thread is not None:
+            self._attach_thread.join(max(0.0, deadline - time.monotonic()))
         if self._poll_thread is not None:
             self._poll_thread.join(max(0.0, deadline - time.monotonic()))
-        # The event thread is done, so no container can be attached any more: the list is final.
+        # The event and attach threads are done, so no container can be attached any more: the list is final.
         with self._lock:
             tracked = list(self._tracked.values())
         if self._poll_thread is None or not self._poll_thread.is_alive():
@@ -889,7 +935,7 @@ class Watcher:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [
             thread.name
-            for thread in [self._events_thread, self._poll_thread, *threads]
+            for thread in [self._events_thread, self._attach_thread, self._poll_thread, *threads]
             if thread is not None and thread.is_alive()
         ]
         if alive:
@@ -1062,6 +1108,7 @@ class Watcher:
             counters = _read_counters(read, version, check_populated=host is not None)
         with self._poll:
             if read is not None:
+                watch.last_read_at = at
                 if counters is None:
                     watch.log.fail("the memory cgroup could not be read")
                 else:
@@ -1086,15 +1133,16 @@ class Watcher:
             return
         watch = tracked.cgroup
         with self._poll:
+            soon = 0.0 if watch.host is not None else min(watch.next_at, watch.last_read_at + EXEC_MIN_GAP_S)
             if record.action == "oom":
                 watch.burst_until = arrived + BURST_S
-                watch.next_at = 0.0
+                watch.next_at = soon
             elif record.action == "start":
                 # The host's path stays the container's across restarts; an exec reader gave up while the
                 # container was stopped, so it is made anew.
                 if watch.host is None:
                     watch.resolve_wanted = True
-                watch.next_at = 0.0
+                watch.next_at = soon
             elif record.action == "die":
                 watch.log.cut(arrived)
             self._poll.notify_all()
@@ -1155,6 +1203,11 @@ class Watcher:
         self._on_event(record, arrived)
         if attach and record.action == "start":
             # A container that Compose created anew (or one restarted after its stream ended).
+            self._attach_queue.put(record)
+
+    def _attach_started(self) -> None:
+        """Attach the containers the event thread saw start, until stop() sends None."""
+        while (record := self._attach_queue.get()) is not None:
             self._attach_or_note(record)
 
     def _attach_or_note(self, record: ContainerEvent) -> None:
@@ -1269,6 +1322,7 @@ def summarise_container(
         limit_bytes=series.limit_bytes,
         ran_before_watch=tracked.ran_before_watch,
         final=tracked.final,
+        same_clock=watch.source != CGROUP_SOURCE_EXEC,
     )
     oom_events = sum(1 for seen in events if seen.event.action == "oom")
     cgroup_read = bool(watch.log.runs)

@@ -735,3 +735,36 @@ def test_a_services_problems_leave_out_other_services_blind_spots() -> None:
     assert db.problems
     assert result.problems_for("web") == [cut]
     assert result.problems_for("db") == [cut, *db.problems]
+
+
+def test_a_die_event_the_watch_got_to_late_still_ends_its_incarnation_at_the_engines_stamp() -> None:
+    # The event thread reached the first die 300 ms late; by then the restarted container's new cgroup
+    # (created with no process in it yet, its kill counter at 0) had been read. That reading belongs to
+    # the second run, not to the first as a final, kill-free reading.
+    events = crash_loop_events()
+    events[2] = seen("die", 100.614, arrived=100.914, exit_code=137)
+    log = readings(
+        (100.594, counters(LIMIT, 1)),
+        (100.780, counters(0, 0, populated=False)),
+        (101.200, counters(50 * MIB)),
+        (101.900, counters(30 * MIB)),
+    )
+
+    incarnations = account_incarnations(log, events, t0=100.0, final=STOPPED_OOM)
+
+    assert [i.oom_kills for i in incarnations] == [1, 1, 1]
+    assert [i.cgroup_reads for i in incarnations] == [1, 2, 1]
+
+
+def test_a_reading_after_the_oom_stamp_proves_the_kill_even_when_the_event_reached_the_watch_late() -> None:
+    events = crash_loop_events()[:3]
+    events[1] = seen("oom", 100.592, arrived=100.700)
+    log = readings((100.600, counters(LIMIT, 1)))
+
+    (same_host,) = account_incarnations(log, events, t0=100.0)
+    (by_exec,) = account_incarnations(log, events, t0=100.0, same_clock=False)
+
+    assert (same_host.oom_kills, same_host.oom_kills_recovered) == (1, 0)
+    # Read by exec, perhaps on another host: the engine's stamps are not on this clock, so only the
+    # arrival counts, and a reading before it does not prove the kill was in the counter.
+    assert (by_exec.oom_kills, by_exec.oom_kills_recovered) == (2, 1)
