@@ -112,6 +112,15 @@ def status_of(container: Container) -> str:
     return str(container.attrs["State"]["Status"])
 
 
+def at_the_limit(peak: int | None, limit: int = 64 * MIB) -> bool:
+    """Tell whether a kernel high-water mark reached the limit.
+
+    It may pass it by a few pages: the kernel charges some allocations past the limit rather than fail them
+    (a task being OOM-killed, an exec's first pages); a read once gave 64 MiB + 4 KiB.
+    """
+    return peak is not None and limit <= peak <= limit + MIB
+
+
 def exists_in(container: Container, path: str) -> bool:
     """Tell whether a file exists inside the container (by exec)."""
     return container.exec_run(["test", "-e", path]).exit_code == 0
@@ -190,7 +199,8 @@ def test_pid_1_oom_kills_and_policy_restarts_are_counted_exactly(client: docker.
     assert [i.oom_kills for i in container.incarnations] == [1, 1, 1]
     assert all(i.pid1_oom_killed for i in container.incarnations)
     # Each run was killed at the limit: that is the kernel's peak, whatever the samples (if any) saw.
-    assert summary.peak_kernel_bytes == summary.peak_memory_bytes == 67108864
+    assert summary.peak_kernel_bytes == summary.peak_memory_bytes
+    assert at_the_limit(summary.peak_kernel_bytes)
     assert result.stopped_containers("web") == [web.name]
     actions = [(e.action, e.exit_code) for e in result.events]
     assert actions.count(("die", 137)) == 3
@@ -224,7 +234,7 @@ def test_a_worker_oom_killed_twice_is_counted_twice_while_the_container_lives_on
     assert summary.oom_events >= 1
     assert result.restarts == 0
     assert [e.action for e in result.events if e.action != "oom"] == ["start"]
-    assert summary.peak_kernel_bytes == 67108864
+    assert at_the_limit(summary.peak_kernel_bytes)
     assert result.stopped_containers("app") == []
 
 
@@ -271,7 +281,7 @@ def test_a_cgroup_with_oom_killing_disabled_is_frozen_at_its_limit_not_killed(
         assert summary.frozen_at is not None
         assert summary.oom_kills == 0
         assert summary.oom_events >= 1
-        assert summary.peak_kernel_bytes == 67108864
+        assert at_the_limit(summary.peak_kernel_bytes)
         assert watcher.result.memory_section("app")["frozen_at"] is not None
     else:
         # cgroup v2 has no oom_kill_disable: the engine ignores it and the kernel kills as usual.
@@ -342,7 +352,7 @@ def test_without_the_hosts_cgroup_tree_the_cgroup_is_read_by_exec_and_the_peak_s
     assert summary.oom_kills == 1
     assert "read by exec inside the container" in summary.oom_kills_source
     assert not container.peak_reset
-    assert summary.peak_kernel_bytes == 67108864
+    assert at_the_limit(summary.peak_kernel_bytes)
     assert summary.peak_source.endswith(
         "since the container started (read by exec inside it, the mark cannot be reset)"
     )
