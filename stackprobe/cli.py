@@ -12,6 +12,7 @@ The stack is torn down first in every case.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from stackprobe.stack import Teardown
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+# Subcommands beyond run and status, each a module with `add_parser(commands)` (adds its subparser, whose
+# defaults set `handler`) and a handler `(args, console) -> exit code` that raises UsageError/SetupError.
+COMMAND_MODULES: tuple[str, ...] = ()
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 EXIT_CODES_HELP = """exit codes:
   0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all
@@ -67,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_run_arguments(run)
+
+    status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
+    status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
+    status.add_argument("--project", "-p", help="Compose project name (default: Compose's own)")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(commands)
+    return parser
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """Add every `run` flag to a parser: loops of runs (sweep, fit, grow) take the same flags."""
     target = run.add_argument_group("target")
     target.add_argument(
         "--compose-file", "-f", action="append", type=Path, help="compose file (repeatable); default: ./compose.yaml …"
@@ -99,11 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--out", "-o", type=Path, default=Path("stackprobe-report"), help="report folder")
     verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")
-
-    status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
-    status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
-    status.add_argument("--project", "-p", help="Compose project name (default: Compose's own)")
-    return parser
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -157,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
             return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
+        if args.command != "run":
+            return int(args.handler(args, console))
         report = run_probe(spec_from_args(args), console, teardowns)
     except (UsageError, SetupError) as exc:
         # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
