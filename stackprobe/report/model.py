@@ -71,6 +71,10 @@ class Load:
     locust_exit_code: int | None = None
     # Why Locust had to be stopped past --duration (a shape that never ends, a task that blocks); None if not.
     overran: str | None = None
+    # The open model (--rate): arrivals per second asked for, and task runs started per second over the run
+    # (Locust's own clock); both None for the closed model (--users alone).
+    arrival_rate: float | None = None
+    achieved_rate: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -117,6 +121,27 @@ class Latency:
 
 
 @dataclass(kw_only=True)
+class MemoryTrend:
+    """The slope of the target's memory after a warm-up, by a robust fit, and when it would reach the limit.
+
+    memory(t) = intercept_bytes + slope_mib_per_min * MiB / 60 * t, t in seconds on the run's axis;
+    slope_low..slope_high is the fit's confidence interval (`confidence`, e.g. 0.95) in MiB/min.
+    time_to_limit_s: seconds after the load's end at which the slope would reach the limit (None: it does
+    not grow, or there is no limit). source names the fit and the series it was fitted to.
+    """
+
+    slope_mib_per_min: float | None = None
+    slope_low: float | None = None
+    slope_high: float | None = None
+    confidence: float = 0.95
+    intercept_bytes: float | None = None
+    warmup_s: float = 0.0
+    points: int = 0
+    time_to_limit_s: float | None = None
+    source: str = ""
+
+
+@dataclass(kw_only=True)
 class Memory:
     """Memory of the service under test: its peak from the truest source read, and the others beside it.
 
@@ -135,6 +160,7 @@ class Memory:
     idle_bytes: int | None = None
     # When the cgroup was first seen frozen at its limit (oom_kill_disable: the kernel's under_oom), else None.
     frozen_at: float | None = None
+    trend: MemoryTrend | None = None
 
 
 @dataclass(kw_only=True)

@@ -12,6 +12,8 @@ from stackprobe.report.model import Report, Verdict
 # Locust's own warning fires above 90 % of a core; the same bound on the measured figure.
 GENERATOR_CPU_SATURATED_PERCENT = 90.0
 INCONCLUSIVE_PREFIX = "inconclusive: "
+# An open-model run that started fewer arrivals than this share of the rate asked did not apply that load.
+DELIVERED_SHARE = 0.95
 
 
 def _plural(count: int, word: str) -> str:
@@ -61,6 +63,12 @@ def blind_spots(report: Report) -> list[str]:
     if writes.applicable and writes.unverified:
         why = f" ({writes.gave_up})" if writes.gave_up else ""
         reasons.append(f"{writes.unverified} of {writes.acknowledged} acknowledged writes could not be checked{why}")
+    load = report.load
+    if load.arrival_rate and (load.achieved_rate or 0) < DELIVERED_SHARE * load.arrival_rate:
+        reasons.append(
+            f"load not delivered: {load.achieved_rate or 0:.1f} arrivals/s of the {load.arrival_rate:g}/s asked "
+            f"(under {DELIVERED_SHARE:.0%})"
+        )
     cost = report.cost
     if cost.load_generator_cpu_warning:
         reasons.append("Locust warned that its CPU was above 90 %: the generator, not the service, set the pace")

@@ -71,7 +71,7 @@ def test_report_sections_serialise_with_the_contracts_keys() -> None:
     ]  # fmt: skip
     assert list(data["memory"]) == [
         "peak_bytes", "peak_source", "peak_kernel_bytes", "peak_sampled_bytes", "limit_bytes", "peak_ratio",
-        "idle_bytes", "frozen_at",
+        "idle_bytes", "frozen_at", "trend",
     ]  # fmt: skip
     assert list(data["cost"]) == [
         "prober_cpu_seconds", "prober_cpu_percent", "load_generator_cpu_percent", "load_generator_cpu_warning",
@@ -179,6 +179,7 @@ def test_schema_requires_every_field_of_the_model() -> None:
     step_search = props["load"]["properties"]["step_search"]["oneOf"][1]
     check(model.StepSearch, step_search)
     check(model.ClientErrors, props["client_errors"])
+    check(model.MemoryTrend, props["memory"]["properties"]["trend"]["oneOf"][1])
     check(model.Failure, props["client_errors"]["properties"]["failures"]["items"])
     check(model.LocustException, props["client_errors"]["properties"]["exceptions"]["items"])
     check(model.Step, step_search["properties"]["steps"]["items"])

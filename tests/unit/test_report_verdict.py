@@ -71,6 +71,10 @@ def test_a_container_frozen_at_its_limit_fails_without_an_oom_kill() -> None:
             "3 of 10 acknowledged writes could not be checked",
         ),
         (
+            lambda r: setattr(r, "load", Load(arrival_rate=100.0, achieved_rate=94.9)),
+            "load not delivered: 94.9 arrivals/s of the 100/s asked (under 95%)",
+        ),
+        (
             lambda r: setattr(r, "cost", Cost(load_generator_cpu_warning=True)),
             "Locust warned that its CPU was above 90 %: the generator, not the service, set the pace",
         ),
@@ -84,6 +88,12 @@ def test_what_the_run_could_not_see_makes_it_inconclusive_not_a_pass(spoil, reas
     report = _clean()
     spoil(report)
     assert judge(report) == ("inconclusive", [f"inconclusive: {reason}"])
+
+
+def test_an_open_model_run_that_delivered_95_percent_passes() -> None:
+    report = _clean()
+    report.load = Load(arrival_rate=100.0, achieved_rate=95.0)
+    assert judge(report) == ("pass", [])
 
 
 def test_a_failure_seen_outranks_what_could_not_be_seen() -> None:
