@@ -45,6 +45,8 @@ BUSY_HOST_PERCENT = 20.0
 GOAL_VS_TUTORIAL = 10.0
 GOAL_P99_MS = 100.0
 GOAL_PEAK_BYTES = 96 * 2**20
+# stackprobe's own cost while it watches, audits and reports one run, in percent of one core.
+GOAL_PROBER_CPU_PERCENT = 3.0
 MIB = 2**20
 
 
@@ -198,6 +200,8 @@ ROW_NAMES = (
     "OOM kills",
     "restarts",
     "Locust CPU",
+    "prober CPU",
+    "writes audited",
     "host CPU before",
 )
 
@@ -221,8 +225,17 @@ def table_column(result: Result) -> list[str]:
         str(report["oom_kills"]),
         str(report["restarts"]),
         "-" if generator is None else f"{generator:.0f} % of a core",
+        f"{report['cost']['prober_cpu_percent']:.1f} % of a core",
+        _audited(report["writes"]),
         "-" if result.host_busy_percent is None else f"{result.host_busy_percent:.0f} % busy",
     ]
+
+
+def _audited(writes: Mapping[str, Any]) -> str:
+    """Return "12,483 (0 lost, 0 unverified)" from a report's writes, "-" when none were logged."""
+    if not writes["applicable"]:
+        return "-"
+    return f"{writes['acknowledged']:,} ({writes['lost']} lost, {writes['unverified']} unverified)"
 
 
 def goal_lines(reports: Mapping[str, dict[str, Any]]) -> list[str]:
@@ -242,6 +255,11 @@ def goal_lines(reports: Mapping[str, dict[str, Any]]) -> list[str]:
     lines.append(f"ours p99: {_ms(p99)} (below {GOAL_P99_MS:.0f} ms: {_met(p99 is not None and p99 < GOAL_P99_MS)})")
     below = peak is not None and peak < GOAL_PEAK_BYTES
     lines.append(f"ours peak memory: {_mib(peak)} (below {_mib(GOAL_PEAK_BYTES)}: {_met(below)})")
+    prober = ours["cost"]["prober_cpu_percent"]
+    lines.append(
+        f"prober CPU (watch + audit + report) over the load: {prober:.1f} % of a core "
+        f"(at most {GOAL_PROBER_CPU_PERCENT:.0f} %: {_met(prober <= GOAL_PROBER_CPU_PERCENT)})"
+    )
     return lines
 
 
