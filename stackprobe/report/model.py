@@ -20,7 +20,16 @@ Verdict = Literal["pass", "fail", "inconclusive"]
 
 # The unit of an SLO check's threshold and actual, by metric: latency in milliseconds, errors in percent
 # of requests, rps in requests per second.
-SLO_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "avg": "ms", "max": "ms", "errors": "%", "rps": "/s"}
+SLO_UNITS = {
+    "p50": "ms",
+    "p95": "ms",
+    "p99": "ms",
+    "avg": "ms",
+    "max": "ms",
+    "errors": "%",
+    "rps": "/s",
+    "mem_slope": "MiB/min",
+}
 
 
 @dataclass(kw_only=True)
