@@ -24,7 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackprobe import __version__
-from stackprobe.spec import DEFAULT_SLO, SHAPES, RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
+from stackprobe.spec import (
+    DEFAULT_SLO,
+    SHAPES,
+    RunSpec,
+    UsageError,
+    find_compose_file,
+    parse_duration,
+    parse_memory_limits,
+)
 from stackprobe.stack import Teardown
 
 if TYPE_CHECKING:
@@ -98,7 +106,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="probe a stack that mounts named (name:) or external volumes; they are used but never removed",
     )
     limits = run.add_argument_group("limits (default: what the compose file declares)")
-    limits.add_argument("--memory", "-m", help="memory limit for the service, e.g. 128m; swap is held equal")
+    limits.add_argument(
+        "--memory",
+        "-m",
+        help="memory limit for the service, e.g. 128m, or per service, e.g. app=128m,db=256m; swap is held equal",
+    )
     limits.add_argument("--cpus", type=float, help="CPU limit for the service, e.g. 0.5")
     load = run.add_argument_group("load")
     load.add_argument("--users", "-u", type=int, default=20, help="peak number of Locust users (default: 20)")
@@ -121,11 +133,13 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
     locustfile = args.locustfile or compose_files[0].resolve().parent / "loadtests"
+    memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
     return RunSpec(
         compose_files=compose_files,
         service=args.service,
         url=args.url,
-        memory_bytes=parse_bytes(args.memory) if args.memory else None,
+        memory_bytes=memory,
+        other_memory=other_memory,
         cpus=args.cpus,
         users=args.users,
         spawn_rate=args.spawn_rate,

@@ -7,7 +7,7 @@ import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from stackprobe.report.model import (
     ClientErrors,
     Failure,
     LocustException,
+    OtherLimit,
     Report,
     StepSearch,
     step_search_from_dict,
@@ -120,13 +121,22 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
                 "(not while another stack of the same files is running on them)"
             )
         target = _plan_target(spec, model)
+        unknown = sorted(set(spec.other_memory) - set(services))
+        if unknown:
+            raise UsageError(f"--memory names services not in the compose file: {', '.join(unknown)}")
         stack.overrides = {
             spec.service: ServiceOverride(
                 memory_bytes=spec.memory_bytes,
                 cpus=spec.cpus,
                 ports=target.access.ports,
                 uses_deploy_limits=target.declared.uses_deploy_limits,
-            )
+            ),
+            **{
+                name: ServiceOverride(
+                    memory_bytes=limit, uses_deploy_limits=declared_limits(services[name]).uses_deploy_limits
+                )
+                for name, limit in spec.other_memory.items()
+            },
         }
         _compose_model(stack)  # Compose checks the override against the user's file before anything starts
         return _run(spec, stack, client, target, console, teardowns)
@@ -191,6 +201,8 @@ class _Observed:
 
     url: str = ""
     applied: AppliedLimits | None = None
+    # Limits of the other services given in --memory app=...,db=..., read once the stack is up.
+    others_applied: dict[str, AppliedLimits | None] = field(default_factory=dict)
     plan: LoadPlan | None = None
     load: LoadResult | None = None
     load_wall_start: float | None = None
@@ -263,6 +275,8 @@ def _load_and_audit(
         with console.status(f"Waiting for {url} to answer …"):
             wait_until_answers(url)
     seen.applied = applied = read_applied_limits(client, stack.container_ids(spec.service)[0])
+    for name in spec.other_memory:
+        seen.others_applied[name] = _applied_if_any(client, stack, name)
     console.print(f"Target {spec.service} at {url}; {_describe_applied(applied)}", highlight=False)
     seen.plan = plan = LoadPlan(
         locustfile=spec.locustfile.resolve(),
@@ -392,6 +406,9 @@ def _build_report(
     if seen.startup_failure is not None:
         problems.append(f"the stack did not start: {seen.startup_failure.stderr}")
     report = Report.from_dict(data)
+    report.limits.others = [
+        _other_limit(name, limit, seen.others_applied.get(name)) for name, limit in spec.other_memory.items()
+    ]
     if plan is not None and load is not None and seen.load_wall_start is not None:
         _add_locust_figures(report, plan, seen.load_wall_start, problems)
         if load.unhandled_exception:
@@ -400,6 +417,20 @@ def _build_report(
     report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
     return report
+
+
+def _other_limit(service: str, asked: int, applied: AppliedLimits | None) -> OtherLimit:
+    """Compare the memory limit asked for a service other than the target with the one in force."""
+    if applied is None:
+        return OtherLimit(service=service, memory_requested_bytes=asked, problems=["its container was not read"])
+    matches, problems = compare_limits(asked, None, applied)
+    return OtherLimit(
+        service=service,
+        memory_requested_bytes=asked,
+        memory_applied_bytes=applied.memory_bytes,
+        applied_matches=matches,
+        problems=problems,
+    )
 
 
 def _add_locust_figures(report: Report, plan: LoadPlan, start: float, problems: list[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SHAPES = ("steady", "ramp", "spike", "step", "soak")
@@ -29,6 +29,33 @@ def parse_bytes(text: str) -> int:
     if value < 6 * 1024**2:
         raise UsageError(f"memory limit {text!r} is below the engine's minimum of 6 MiB")
     return int(value)
+
+
+def parse_memory_limits(text: str, target: str) -> tuple[int | None, dict[str, int]]:
+    """Parse --memory: "128m" (the target) or "app=128m,db=256m"; return (target's bytes, other services' bytes).
+
+    A bare size is the target's limit; `SERVICE=SIZE` terms name services, the target among them or not.
+    Raises UsageError for a bad size, an empty term or a service named twice.
+    """
+    target_bytes: int | None = None
+    others: dict[str, int] = {}
+    seen: set[str] = set()
+    for term in text.split(","):
+        name, sep, size = term.strip().rpartition("=")
+        if not term.strip() or (sep and not size.strip()):
+            raise UsageError(f"--memory {text!r}: empty term (expected e.g. 128m or app=128m,db=256m)")
+        service = name.strip() if sep else target
+        if not service:
+            raise UsageError(f"--memory {text!r}: a term {term.strip()!r} names no service before '='")
+        if service in seen:
+            raise UsageError(f"--memory {text!r}: service {service!r} is given twice")
+        seen.add(service)
+        limit = parse_bytes(size)
+        if service == target:
+            target_bytes = limit
+        else:
+            others[service] = limit
+    return target_bytes, others
 
 
 def parse_duration(text: str) -> float:
@@ -58,6 +85,8 @@ class RunSpec:
     service: str = "app"
     url: str | None = None
     memory_bytes: int | None = None
+    # Memory limits for services other than the target (--memory app=128m,db=256m), bytes by service.
+    other_memory: dict[str, int] = field(default_factory=dict)
     cpus: float | None = None
     users: int = 20
     spawn_rate: float = 10.0

@@ -87,6 +87,17 @@ class Load:
 
 
 @dataclass(kw_only=True)
+class OtherLimit:
+    """A memory limit asked for another service than the target (--memory app=128m,db=256m), and its fate."""
+
+    service: str = ""
+    memory_requested_bytes: int | None = None
+    memory_applied_bytes: int | None = None
+    applied_matches: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
 class Limits:
     """Limits asked for, declared in Compose, and applied by the engine and the cgroup."""
 
@@ -103,6 +114,7 @@ class Limits:
     # What is worth knowing but changes nothing (e.g. an engine without swap accounting, a limit strict in
     # effect because the host has no swap).
     notes: list[str] = field(default_factory=list)
+    others: list[OtherLimit] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

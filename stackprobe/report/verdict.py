@@ -56,6 +56,10 @@ def blind_spots(report: Report) -> list[str]:
     if not report.limits.applied_matches:
         problems = "; ".join(report.limits.problems) or "applied limits differ from those asked"
         reasons.append(f"limits not in force as asked: {problems}")
+    for other in report.limits.others:
+        if not other.applied_matches:
+            problems = "; ".join(other.problems) or "applied limit differs from the one asked"
+            reasons.append(f"{other.service}'s limit not in force as asked: {problems}")
     if report.requests.total == 0:
         reasons.append("no request was made: the load was not delivered")
     reasons.extend(f"SLO not measured: {format_check(c)}" for c in report.slo.checks if c.actual is None)

@@ -42,7 +42,8 @@ def _explain(run: ProbeRun) -> str:
 def test_bundled_stack_under_128_mib_passes_with_no_lost_write(run_stackprobe) -> None:
     # Latency on a shared CI machine is not what this test pins: the SLO here is about errors only.
     run = run_stackprobe(
-        "run", "--memory", "128m", "--users", "10", "--spawn-rate", "10", "--duration", "15s", "--slo", "errors<1%"
+        "run", "--memory", "app=128m,db=256m", "--users", "10", "--spawn-rate", "10", "--duration", "15s",
+        "--slo", "errors<1%",
     )  # fmt: skip
     assert run.exit_code == 0, _explain(run)
     report = run.report
@@ -50,6 +51,15 @@ def test_bundled_stack_under_128_mib_passes_with_no_lost_write(run_stackprobe) -
     assert report["verdict"] == "pass"
     assert report["limits"]["memory_applied_bytes"] == report["limits"]["memswap_applied_bytes"] == 134217728
     assert report["limits"]["applied_matches"] is True
+    assert report["limits"]["others"] == [
+        {
+            "service": "db",
+            "memory_requested_bytes": 268435456,
+            "memory_applied_bytes": 268435456,
+            "applied_matches": True,
+            "problems": [],
+        }
+    ]
     assert report["writes"]["acknowledged"] > 0
     assert report["writes"]["lost"] == 0
     assert report["requests"]["failures"] == 0

@@ -49,7 +49,7 @@ def test_report_sections_serialise_with_the_contracts_keys() -> None:
     assert list(data["limits"]) == [
         "memory_requested_bytes", "memory_declared_bytes", "memory_applied_bytes", "memswap_applied_bytes",
         "memory_cgroup_bytes", "cgroup_version", "cpus_requested", "cpus_applied", "applied_matches", "problems",
-        "notes",
+        "notes", "others",
     ]  # fmt: skip
     assert list(data["latency_ms"]) == ["p50", "p95", "p99", "avg", "max"]
     assert list(data["events"][0]) == ["t", "action", "container", "service", "exit_code"]
@@ -179,6 +179,7 @@ def test_schema_requires_every_field_of_the_model() -> None:
     step_search = props["load"]["properties"]["step_search"]["oneOf"][1]
     check(model.StepSearch, step_search)
     check(model.ClientErrors, props["client_errors"])
+    check(model.OtherLimit, props["limits"]["properties"]["others"]["items"])
     check(model.MemoryTrend, props["memory"]["properties"]["trend"]["oneOf"][1])
     check(model.Failure, props["client_errors"]["properties"]["failures"]["items"])
     check(model.LocustException, props["client_errors"]["properties"]["exceptions"]["items"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackprobe.spec import RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration
+from stackprobe.spec import RunSpec, UsageError, find_compose_file, parse_bytes, parse_duration, parse_memory_limits
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,33 @@ def test_invalid_spec_is_a_usage_error(stack_dir: Path, changes: dict, message: 
 def test_loopback_urls_are_accepted(stack_dir: Path) -> None:
     assert _spec(stack_dir, url="http://localhost:8000").url == "http://localhost:8000"
     assert _spec(stack_dir, url="http://127.0.0.1:5000/api").url == "http://127.0.0.1:5000/api"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("128m", (128 << 20, {})),
+        ("app=128m", (128 << 20, {})),
+        ("app=128m,db=256m", (128 << 20, {"db": 256 << 20})),
+        ("db=256m", (None, {"db": 256 << 20})),
+        (" db = 1g , 64m ", (64 << 20, {"db": 1 << 30})),
+    ],
+)
+def test_memory_takes_a_bare_size_for_the_target_or_sizes_per_service(text: str, expected: object) -> None:
+    assert parse_memory_limits(text, "app") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("app=128m,app=64m", "given twice"),
+        ("128m,app=64m", "given twice"),
+        ("db=", "empty term"),
+        ("=64m", "names no service"),
+        ("app=128m,", "empty term"),
+        ("db=lots", "not a size"),
+    ],
+)
+def test_a_bad_memory_list_names_the_problem(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_memory_limits(text, "app")
