@@ -1,4 +1,9 @@
-"""Parse SLO specs like "p95<200ms,errors<1%" and check a Report against them."""
+"""Parse SLO specs like "p95<200ms,errors<1%,mem_slope<0.5MiB/min" and check a Report against them.
+
+mem_slope is the target's memory trend (report.memory.trend, see stackprobe.trend) in MiB/min: the fitted
+slope itself, its confidence interval shown beside it; KiB/min is read too. A run with no trend (too few
+samples after the warm-up) leaves it unmeasured.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,10 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _TERM = re.compile(r"(?P<metric>[a-z0-9_]+)\s*(?P<op><=|>=|<|>|=+|!=)?\s*(?P<number>[^a-z%/\s]*)\s*(?P<unit>\S*)")
 _NUMBER = re.compile(r"\d+(\.\d+)?|\.\d+")
 _LATENCY_SCALE = {"ms": 1.0, "s": 1000.0}
+# Units of a memory slope, as they read lower-cased, to MiB/min.
+_SLOPE_SCALE = {"mib/min": 1.0, "kib/min": 1 / 1024}
+# Metrics of the whole run, not of requests: the step shape cannot judge a step by them.
+RUN_METRICS = ("mem_slope",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,16 @@ def parse_slo(spec: str) -> list[SloRule]:
     for term in spec.split(","):
         rules.append(_parse_term(term.strip(), spec))
     return rules
+
+
+def request_slo(spec: str) -> str:
+    """Return the spec's terms on requests, as written: what Locust's step shape judges each step by.
+
+    mem_slope is a figure of the whole run (its memory after the warm-up), so it is left out; ValueError
+    names a term that does not parse.
+    """
+    terms = [term.strip() for term in spec.split(",")] if spec.strip() else []
+    return ",".join(term for term in terms if _parse_term(term, spec).metric not in RUN_METRICS)
 
 
 def _parse_term(term: str, spec: str) -> SloRule:
@@ -73,6 +92,10 @@ def _parse_term(term: str, spec: str) -> SloRule:
             raise bad(f"errors is a percentage and needs %, got {unit or 'none'!r}")
         if value > 100:
             raise bad("errors cannot exceed 100%")
+    elif metric == "mem_slope":
+        if unit not in _SLOPE_SCALE:
+            raise bad(f"mem_slope needs a unit, MiB/min or KiB/min, got {unit or 'none'!r}")
+        value *= _SLOPE_SCALE[unit]
     elif unit not in ("", "/s"):
         raise bad(f"rps takes a plain number, got unit {unit!r}")
     return SloRule(metric=metric, op=cast(SloOp, op), threshold=value)
@@ -81,7 +104,8 @@ def _parse_term(term: str, spec: str) -> SloRule:
 def actual_value(metric: str, report: Report) -> float | Fraction | None:
     """Return the report's figure for an SLO metric in its SLO_UNITS, None when unmeasured.
 
-    errors is failures / requests in percent; with no request it is unmeasured (None), not 0 %.
+    errors is failures / requests in percent; with no request it is unmeasured (None), not 0 %. mem_slope is
+    the memory trend's fitted slope in MiB/min; with no trend it is unmeasured.
     """
     if metric in LATENCY_METRICS:
         return getattr(report.latency_ms, metric)
@@ -89,6 +113,9 @@ def actual_value(metric: str, report: Report) -> float | Fraction | None:
         return _error_percent(report) if report.requests.total else None
     if metric == "rps":
         return report.requests.rps if report.requests.total else None
+    if metric == "mem_slope":
+        trend = report.memory.trend
+        return None if trend is None else trend.slope_mib_per_min
     raise ValueError(f"unknown SLO metric {metric!r}")
 
 

@@ -15,6 +15,7 @@ from stackprobe.report.fmt import (
     describe_load,
     describe_peak_memory,
     describe_step_search,
+    describe_trend,
     format_bytes,
     format_check,
     format_count,
@@ -24,6 +25,8 @@ from stackprobe.report.fmt import (
     format_ratio,
     format_t,
     oom_counts_disagree,
+    trend_growth,
+    trend_headline,
 )
 from stackprobe.report.model import Failure, LocustException, Report
 
@@ -46,6 +49,7 @@ def render_console(report: Report, console: Console | None = None) -> None:
     )
     console.print(_limits_table(report))
     console.print(_run_table(report))
+    console.print(_trend(report))
     if report.events:
         console.print(_events_table(report))
     errors = report.client_errors
@@ -59,6 +63,9 @@ def render_console(report: Report, console: Console | None = None) -> None:
         console.print(_slo_table(report))
     if report.problems:
         console.print(_problems(report))
+    headline = trend_headline(report)
+    if headline:
+        console.print(Text(headline, style="bold red"))
     console.print(_verdict(report))
 
 
@@ -137,6 +144,15 @@ def _run_table(report: Report) -> Table:
     if load.step_search is not None:
         table.add_row("step search", describe_step_search(load.step_search))
     return table
+
+
+def _trend(report: Report) -> Text:
+    """Return "memory trend: +0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; the limit would be …"."""
+    trend = report.memory.trend
+    growing = trend is not None and trend_growth(trend) == "growing"
+    return Text.assemble(
+        ("memory trend: ", "bold"), (describe_trend(trend, report.load), "bold yellow" if growing else "")
+    )
 
 
 def _oom_kills(report: Report) -> Text:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, Load, Memory, Report, SloCheck, StepSearch
+from stackprobe.report.model import SLO_UNITS, Load, Memory, MemoryTrend, Report, SloCheck, StepSearch
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+# Load shapes that hold the load level after the ramp-up, so a trend can be read "at this load" (None: the
+# locustfile's own -u users at -r per second for -t).
+CONSTANT_SHAPES = (None, "steady", "soak")
 
 
 def format_bytes(value: int | None) -> str:
@@ -56,7 +60,7 @@ def format_slo_value(metric: str, value: float | None) -> str:
         return NA
     unit = SLO_UNITS.get(metric, "")
     text = f"{value:.4g}"
-    return {"ms": f"{text} ms", "%": f"{text}%", "/s": f"{text} req/s"}.get(unit, text)
+    return {"ms": f"{text} ms", "%": f"{text}%", "/s": f"{text} req/s", "MiB/min": f"{text} MiB/min"}.get(unit, text)
 
 
 def format_check(check: SloCheck) -> str:
@@ -150,3 +154,90 @@ def describe_step_search(search: StepSearch) -> str:
         held += f"; {format_count(search.first_failing_users)} broke it"
     steps = len(search.steps)
     return f"{held} ({search.stop_reason or 'stopped'}, {steps} step{'s' if steps != 1 else ''})"
+
+
+def format_duration(seconds: float | None) -> str:
+    """Return a rough duration, e.g. "45 s", "14 min", "3.2 h", "2.5 days"."""
+    if seconds is None:
+        return NA
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def slope_digits(*values: float | None) -> int:
+    """Return the decimals that show slopes of this size: 1 from 0.5 MiB/min up, finer below."""
+    size = max((abs(v) for v in values if v is not None), default=0.0)
+    return 1 if size >= 0.5 else 2 if size >= 0.05 else 3
+
+
+def format_slope(value: float | None, sign: bool = True, digits: int | None = None) -> str:
+    """Return a slope in MiB/min without its unit, e.g. "+0.8", "-0.04", "12.3"; finer when it is small."""
+    if value is None:
+        return NA
+    if value == 0:
+        return "0"
+    places = slope_digits(value) if digits is None else digits
+    return f"{value:{'+' if sign else ''}.{places}f}"
+
+
+def format_trend_slope(trend: MemoryTrend, interval: bool = True) -> str:
+    """Return a trend's slope and interval, e.g. "+0.8 MiB/min (95 % CI 0.5..1.1)", all to the same decimals."""
+    digits = slope_digits(trend.slope_mib_per_min, trend.slope_low, trend.slope_high)
+    slope = f"{format_slope(trend.slope_mib_per_min, digits=digits)} MiB/min"
+    if not interval:
+        return slope
+    low = format_slope(trend.slope_low, sign=False, digits=digits)
+    high = format_slope(trend.slope_high, sign=False, digits=digits)
+    return f"{slope} ({trend.confidence * 100:g} % CI {low}..{high})"
+
+
+def trend_growth(trend: MemoryTrend) -> str:
+    """Return "growing", "falling" or "flat": where the slope's whole confidence interval lies."""
+    if trend.slope_low is not None and trend.slope_low > 0:
+        return "growing"
+    if trend.slope_high is not None and trend.slope_high < 0:
+        return "falling"
+    return "flat"
+
+
+def describe_trend(trend: MemoryTrend | None, load: Load | None = None) -> str:
+    """Return the memory trend in one line, e.g.
+
+    "+0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; the limit would be reached in about 3.2 h at this
+    load", or "flat: +0.03 MiB/min (95 % CI -0.2..0.3) after 12 s warm-up".
+    """
+    if trend is None or trend.slope_mib_per_min is None:
+        return "not fitted (fewer than 10 memory samples of the target after the warm-up)"
+    warmup = f"{trend.warmup_s:.1f}".removesuffix(".0")
+    text = f"{format_trend_slope(trend)} after {warmup} s warm-up"
+    growth = trend_growth(trend)
+    if growth != "growing":
+        return f"{growth}: {text}"
+    constant = load is None or load.shape in CONSTANT_SHAPES
+    at = "at this load" if constant else f"if it went on (the load was not constant: {load.shape if load else ''})"
+    if trend.time_to_limit_s is None:
+        return f"{text}; no limit to reach"
+    if trend.time_to_limit_s == 0:
+        return f"{text}; the fitted line had reached the limit by the load's end"
+    return f"{text}; the limit would be reached in about {format_duration(trend.time_to_limit_s)} {at}"
+
+
+def trend_headline(report: Report) -> str | None:
+    """Return "At this load the memory limit is reached in about 3.2 h (…)" when the trend says so, else None.
+
+    Only for a load held constant (steady, soak, or no shape): a ramp's growth says nothing about one load.
+    """
+    trend = report.memory.trend
+    if trend is None or trend.time_to_limit_s is None or trend_growth(trend) != "growing":
+        return None
+    if report.load.shape not in CONSTANT_SHAPES:
+        return None
+    slope = f"{format_trend_slope(trend, interval=False)} after the warm-up"
+    if trend.time_to_limit_s == 0:
+        return f"At this load memory reaches the limit: the fitted line is there by the load's end ({slope})"
+    return f"At this load the memory limit is reached in about {format_duration(trend.time_to_limit_s)} ({slope})"

@@ -15,6 +15,7 @@ from stackprobe.report.fmt import (
     SAMPLED_PEAK_SOURCE,
     describe_load,
     describe_step_search,
+    describe_trend,
     format_bytes,
     format_count,
     format_ms,
@@ -24,8 +25,11 @@ from stackprobe.report.fmt import (
     format_ratio,
     format_slo_value,
     format_t,
+    format_trend_slope,
     kernel_peak_source,
     oom_counts_disagree,
+    trend_growth,
+    trend_headline,
 )
 from stackprobe.report.model import Report
 from stackprobe.report.verdict import INCONCLUSIVE_PREFIX
@@ -140,20 +144,27 @@ def _header(report: Report) -> str:
     if load.step_search is not None:
         facts.append(("step search", describe_step_search(load.step_search)))
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts)
+    headline = trend_headline(report)
     return (
         f'<h1>stackprobe report <span class="verdict {_e(report.verdict)}" id="verdict">{_e(report.verdict)}'
         f"</span></h1>\n"
+        + (f'<p class="headline" id="headline">{_e(headline)}</p>\n' if headline else "")
         + (f'<ul class="reasons" id="reasons">{reasons}</ul>\n' if reasons else "")
         + f'<dl class="target">{rows}</dl>'
     )
 
 
 def _charts(report: Report) -> str:
-    # report.js draws into this; the sources are named here so the page spells them one way.
+    # report.js draws into this; the sources and the trend are worded here so the page spells them one way.
     kernel = kernel_peak_source(report.limits.cgroup_version)
+    trend = report.memory.trend
+    caption = ""
+    if trend is not None and trend.slope_mib_per_min is not None:
+        text = f"memory trend (black dashes): {describe_trend(trend, report.load)}; source: {trend.source}"
+        caption = f' data-trend="{_e(text)}"'
     return (
         f'<h2>Over time</h2>\n<div id="charts" data-sampled-source="{_e(SAMPLED_PEAK_SOURCE)}" '
-        f'data-kernel-peak-source="{_e(kernel)}"></div>'
+        f'data-kernel-peak-source="{_e(kernel)}"{caption}></div>'
     )
 
 
@@ -182,6 +193,7 @@ def _cards(report: Report) -> str:
     # The memory and OOM cards first: they carry their sources, and are what the prober is for.
     cards = [
         _peak_card(report),
+        _trend_card(report),
         _oom_card(report),
         _card("requests", format_count(requests.total)),
         _card("requests/s", format_number(requests.rps)),
@@ -229,6 +241,16 @@ def _peak_card(report: Report) -> str:
         details.append(f"frozen at the limit from t={memory.frozen_at:.1f} s (under_oom)")
     high = bool(memory.peak_ratio and memory.peak_ratio >= 0.9) or memory.frozen_at is not None
     return _card("peak memory", format_peak_memory(memory), high, details, "peak-memory")
+
+
+def _trend_card(report: Report) -> str:
+    trend = report.memory.trend
+    if trend is None or trend.slope_mib_per_min is None:
+        return _card("memory trend", NA, details=[describe_trend(trend)], card_id="memory-trend")
+    growth = trend_growth(trend)
+    value = format_trend_slope(trend, interval=False) + ("" if growth == "growing" else f" ({growth})")
+    details = [describe_trend(trend, report.load), f"from {trend.source}"]
+    return _card("memory trend", value, trend.time_to_limit_s is not None, details, "memory-trend")
 
 
 def _oom_card(report: Report) -> str:

@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
 from stackprobe.report import Report, load_report, render_html
-from stackprobe.report.model import ContainerSeries, Event
+from stackprobe.report.model import ContainerSeries, Event, MemoryTrend
+from stackprobe.trend import target_trend
 
 pytestmark = pytest.mark.browser
 
@@ -299,3 +300,60 @@ def test_hostile_names_are_shown_as_text(open_report: Callable[[Report], OpenedR
     assert opened.page.locator("img").count() == 0
     assert f"Memory of {hostile} (MiB)" in opened.page.locator("figure.chart figcaption .title").all_inner_texts()
     assert opened.page.locator("#events tr").last.locator("td").nth(2).inner_text() == hostile
+
+
+def test_the_memory_trend_is_drawn_over_the_targets_memory_chart(
+    open_report: Callable[[Report], OpenedReport],
+) -> None:
+    report = load_report(REPORT)
+    # 100 MiB/min from 80 MiB at t=0: 100 MiB at the warm-up's end (12 s), 180 MiB at the load's end (60 s).
+    report.memory.trend = MemoryTrend(
+        slope_mib_per_min=100.0,
+        slope_low=90.0,
+        slope_high=110.0,
+        intercept_bytes=80.0 * MIB,
+        warmup_s=12.0,
+        points=97,
+        time_to_limit_s=45.0,
+        source="Theil-Sen slope (scipy.stats.theilslopes, 95 % CI) of 97 docker stats samples",
+    )
+    opened = open_report(report)
+    page = opened.page
+    assert opened.problems == []
+    assert opened.requests == [opened.url]
+    labels = page.evaluate(SERIES_LABELS)
+    # One more series on the target's memory chart, and on no other.
+    assert labels["chart-memory-0"] == ["t", USERS, "trend", "limit", "kernel peak"]
+    assert labels["chart-memory-1"] == ["t", DB]
+    assert labels["chart-cpu"] == ["t", USERS, DB]
+    drawn = page.evaluate(
+        """() => { const u = window.stackprobeCharts.find(u => u.root.closest("figure").id === "chart-memory-0");
+            return u.data[2].map((v, i) => [u.data[0][i], v]).filter(p => p[1] != null); }"""
+    )
+    assert drawn == [[12.0, 100.0], [60.0, 180.0]]
+    # The line does not stretch the shared time axis.
+    scales = page.evaluate("() => window.stackprobeCharts.map(u => [u.scales.x.min, u.scales.x.max])")
+    assert scales == [[-2.0, 61.0]] * CHARTS
+    captions = page.locator("figure.chart figcaption .trend").all_inner_texts()
+    assert captions == [
+        "memory trend (black dashes): +100.0 MiB/min (95 % CI 90.0..110.0) after 12 s warm-up; the limit would be "
+        "reached in about 45 s at this load; source: Theil-Sen slope (scipy.stats.theilslopes, 95 % CI) of 97 "
+        "docker stats samples"
+    ]
+    assert page.locator("#chart-memory-0 figcaption .trend").count() == 1
+    assert page.locator("#headline").inner_text() == (
+        "At this load the memory limit is reached in about 45 s (+100.0 MiB/min after the warm-up)"
+    )
+
+
+def test_a_fitted_trend_of_the_recorded_run_draws_without_errors(
+    open_report: Callable[[Report], OpenedReport],
+) -> None:
+    report = load_report(REPORT)
+    report.memory.trend = target_trend(report)
+    assert report.memory.trend is not None
+    opened = open_report(report)
+    assert opened.problems == []
+    labels = opened.page.evaluate(SERIES_LABELS)
+    assert labels["chart-memory-0"] == ["t", USERS, "trend", "limit", "kernel peak"]
+    assert opened.page.locator("figure.chart canvas").count() == CHARTS

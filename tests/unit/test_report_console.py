@@ -16,6 +16,7 @@ from stackprobe.report.model import (
     Load,
     LocustException,
     Memory,
+    MemoryTrend,
     Writes,
 )
 
@@ -257,3 +258,51 @@ def test_summary_lists_at_most_ten_events() -> None:
     text = _text(report)
     assert "11.0 s" not in text
     assert "2 more in the JSON and HTML reports" in text
+
+
+def _trending(time_to_limit_s: float | None, shape: str | None = "steady") -> Report:
+    trend = MemoryTrend(
+        slope_mib_per_min=0.8,
+        slope_low=0.5,
+        slope_high=1.1,
+        intercept_bytes=100.0 * 2**20,
+        warmup_s=12.0,
+        points=48,
+        time_to_limit_s=time_to_limit_s,
+        source="Theil-Sen slope",
+    )
+    return Report(memory=Memory(trend=trend), load=Load(shape=shape))
+
+
+def _unwrapped(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_summary_shows_the_memory_trend_and_when_the_limit_would_be_reached() -> None:
+    text = _unwrapped(_text(_trending(3.2 * 3600)))
+    assert (
+        "memory trend: +0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; "
+        "the limit would be reached in about 3.2 h at this load"
+    ) in text
+    # The headline, just above the verdict.
+    assert text.endswith(
+        "At this load the memory limit is reached in about 3.2 h (+0.8 MiB/min after the warm-up) verdict: FAIL"
+    )
+
+
+def test_summary_of_a_ramp_states_no_headline() -> None:
+    text = _unwrapped(_text(_trending(3.2 * 3600, "ramp")))
+    assert "about 3.2 h if it went on (the load was not constant: ramp)" in text
+    assert "At this load" not in text
+
+
+def test_summary_shows_a_flat_or_missing_trend_without_a_headline() -> None:
+    flat = _trending(None)
+    assert flat.memory.trend is not None
+    flat.memory.trend.slope_low = -0.2
+    text = _unwrapped(_text(flat))
+    assert "memory trend: flat: +0.8 MiB/min (95 % CI -0.2..1.1) after 12 s warm-up" in text
+    assert "At this load" not in text
+    assert "memory trend: not fitted (fewer than 10 memory samples of the target after the warm-up)" in _unwrapped(
+        _text(Report())
+    )

@@ -8,20 +8,25 @@ from stackprobe.report.fmt import (
     describe_load,
     describe_oom_kills,
     describe_peak_memory,
+    describe_trend,
     format_bytes,
     format_check,
     format_count,
+    format_duration,
     format_ms,
     format_number,
     format_percent,
     format_ratio,
     format_slo_value,
+    format_slope,
     format_t,
     kernel_peak_source,
     oom_counts_disagree,
     other_peaks,
+    trend_growth,
+    trend_headline,
 )
-from stackprobe.report.model import Load, Memory, Report, SloCheck
+from stackprobe.report.model import Load, Memory, MemoryTrend, Report, SloCheck
 
 MIB = 1024 * 1024
 
@@ -64,6 +69,7 @@ def test_slo_values_read_with_their_metrics_unit() -> None:
     assert format_slo_value("p95", 200.0) == "200 ms"
     assert format_slo_value("errors", 0.5) == "0.5%"
     assert format_slo_value("rps", 50.0) == "50 req/s"
+    assert format_slo_value("mem_slope", 0.5) == "0.5 MiB/min"
     assert format_slo_value("p95", None) == "n/a"
 
 
@@ -134,3 +140,82 @@ def test_the_load_reads_as_asked_and_says_when_it_had_no_shape() -> None:
     assert (
         describe_load(load) == "loadtests: 20 users, spawn rate 2/s, no shape (-u users at -r per second for -t), 60 s"
     )
+
+
+def _trend(slope: float, low: float, high: float, time_to_limit_s: float | None = None) -> MemoryTrend:
+    return MemoryTrend(
+        slope_mib_per_min=slope,
+        slope_low=low,
+        slope_high=high,
+        intercept_bytes=100.0 * MIB,
+        warmup_s=12.0,
+        points=48,
+        time_to_limit_s=time_to_limit_s,
+        source="Theil-Sen slope",
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "n/a"), (45.2, "45 s"), (89, "89 s"), (14 * 60, "14 min"), (3.2 * 3600, "3.2 h"), (60 * 3600, "2.5 days")],
+)
+def test_durations_read_roughly(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_slopes_read_finer_when_small() -> None:
+    assert [format_slope(v) for v in (0.8, 12.34, -0.04, 0.0, 0.123, None)] == [
+        "+0.8",
+        "+12.3",
+        "-0.040",
+        "0",
+        "+0.12",
+        "n/a",
+    ]
+    assert format_slope(0.5, sign=False) == "0.5"
+    assert format_slope(0.5, digits=2) == "+0.50"
+
+
+def test_a_growing_trend_reads_with_its_interval_and_the_time_to_the_limit() -> None:
+    trend = _trend(0.8, 0.5, 1.1, 3.2 * 3600)
+    assert trend_growth(trend) == "growing"
+    assert describe_trend(trend, Load(shape="steady")) == (
+        "+0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; the limit would be reached in about 3.2 h at this load"
+    )
+    ramp = describe_trend(trend, Load(shape="ramp"))
+    assert ramp.endswith("the limit would be reached in about 3.2 h if it went on (the load was not constant: ramp)")
+
+
+def test_a_trend_whose_interval_holds_zero_reads_flat() -> None:
+    trend = _trend(0.03, -0.2, 0.3)
+    assert trend_growth(trend) == "flat"
+    assert describe_trend(trend) == "flat: +0.03 MiB/min (95 % CI -0.20..0.30) after 12 s warm-up"
+    assert describe_trend(_trend(-1.2, -1.5, -0.9)).startswith("falling: -1.2 MiB/min")
+
+
+def test_a_growing_trend_without_a_limit_or_already_at_it() -> None:
+    assert describe_trend(_trend(2.0, 1.8, 2.2)).endswith("after 12 s warm-up; no limit to reach")
+    assert describe_trend(_trend(2.0, 1.8, 2.2, 0.0)).endswith(
+        "the fitted line had reached the limit by the load's end"
+    )
+
+
+def test_no_trend_says_why() -> None:
+    assert describe_trend(None) == "not fitted (fewer than 10 memory samples of the target after the warm-up)"
+
+
+@pytest.mark.parametrize("shape", ["steady", "soak", None])
+def test_the_time_to_the_limit_is_the_headline_of_a_constant_load(shape: str | None) -> None:
+    report = Report(load=Load(shape=shape), memory=Memory(trend=_trend(0.8, 0.5, 1.1, 3.2 * 3600)))
+    assert (
+        trend_headline(report)
+        == "At this load the memory limit is reached in about 3.2 h (+0.8 MiB/min after the warm-up)"
+    )
+
+
+def test_no_headline_without_growth_a_limit_or_a_constant_load() -> None:
+    growing = _trend(0.8, 0.5, 1.1, 3.2 * 3600)
+    assert trend_headline(Report(load=Load(shape="ramp"), memory=Memory(trend=growing))) is None
+    assert trend_headline(Report(memory=Memory(trend=_trend(0.8, 0.5, 1.1)))) is None
+    assert trend_headline(Report(memory=Memory(trend=_trend(0.03, -0.2, 0.3)))) is None
+    assert trend_headline(Report()) is None

@@ -21,6 +21,7 @@ from stackprobe.report.model import (
     Limits,
     LocustException,
     Memory,
+    MemoryTrend,
     Target,
     Writes,
 )
@@ -346,3 +347,56 @@ def test_page_of_an_empty_run_renders() -> None:
     assert _texts(page, "clients") == ["no failed request", "no exception in the locustfile"]
     assert _texts(page, "peak-memory") == ["peak memory", "n/a"]
     assert '<span class="verdict fail" id="verdict">fail</span>' in page
+
+
+def _with_trend(report: Report, time_to_limit_s: float | None = 3.2 * 3600) -> Report:
+    report.memory.trend = MemoryTrend(
+        slope_mib_per_min=0.8,
+        slope_low=0.5,
+        slope_high=1.1,
+        intercept_bytes=100.0 * 2**20,
+        warmup_s=12.0,
+        points=48,
+        time_to_limit_s=time_to_limit_s,
+        source="Theil-Sen slope (scipy.stats.theilslopes, 95 % CI) of 48 docker stats samples",
+    )
+    return report
+
+
+def test_the_trend_card_shows_the_slope_its_interval_and_the_time_to_the_limit(report: Report) -> None:
+    page = html_page(_with_trend(report))
+    assert _texts(page, "memory-trend") == [
+        "memory trend",
+        "+0.8 MiB/min",
+        "+0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; the limit would be reached in about 3.2 h at this load",
+        "from Theil-Sen slope (scipy.stats.theilslopes, 95 % CI) of 48 docker stats samples",
+    ]
+    assert '<div class="card bad wide" id="memory-trend">' in page
+
+
+def test_the_time_to_the_limit_is_the_pages_headline(report: Report) -> None:
+    page = html_page(_with_trend(report))
+    assert _texts(page, "headline") == [
+        "At this load the memory limit is reached in about 3.2 h (+0.8 MiB/min after the warm-up)"
+    ]
+    assert 'id="headline"' not in html_page(_with_trend(load_report(DATA / "report_oom.json"), None))
+
+
+def test_the_memory_chart_caption_carries_the_trend_for_report_js(report: Report) -> None:
+    page = html_page(_with_trend(report))
+    assert (
+        'data-trend="memory trend (black dashes): +0.8 MiB/min (95 % CI 0.5..1.1) after 12 s warm-up; the limit '
+        "would be reached in about 3.2 h at this load; source: Theil-Sen slope (scipy.stats.theilslopes, 95 % CI) "
+        'of 48 docker stats samples"'
+    ) in page
+
+
+def test_a_run_without_a_trend_says_so_and_draws_none(report: Report) -> None:
+    page = html_page(report)
+    assert _texts(page, "memory-trend") == [
+        "memory trend",
+        "n/a",
+        "not fitted (fewer than 10 memory samples of the target after the warm-up)",
+    ]
+    assert "data-trend=" not in page
+    assert 'id="headline"' not in page

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stackprobe.report.model import Latency, Report, Requests, SloCheck
-from stackprobe.slo import SloRule, check, evaluate_slo, parse_slo
+from stackprobe.report.model import Latency, Memory, MemoryTrend, Report, Requests, SloCheck
+from stackprobe.report.verdict import judge
+from stackprobe.slo import SloRule, check, evaluate_slo, parse_slo, request_slo
 
 
 def _report(**latency: float | None) -> Report:
@@ -45,6 +46,9 @@ def test_rule_reads_back_as_a_spec_term() -> None:
     ("spec", "message"),
     [
         ("p90<200ms", r"'p90<200ms'.*unknown metric 'p90'"),
+        ("mem_slope<0.5", r"'mem_slope<0.5'.*mem_slope needs a unit, MiB/min or KiB/min, got 'none'"),
+        ("mem_slope<0.5MiB/h", r"'mem_slope<0.5MiB/h'.*MiB/min or KiB/min, got 'mib/h'"),
+        ("mem_slope<0.5MB/min", r"'mem_slope<0.5MB/min'.*MiB/min or KiB/min, got 'mb/min'"),
         ("p95=200ms", r"'p95=200ms'.*operator must be one of < <= > >=, got '='"),
         ("p95<200", r"'p95<200'.*latency needs a unit, ms or s, got 'none'"),
         ("p95<200us", r"'p95<200us'.*latency needs a unit, ms or s, got 'us'"),
@@ -123,3 +127,47 @@ def test_evaluate_of_an_empty_spec_passes() -> None:
 def test_evaluate_raises_on_a_bad_spec() -> None:
     with pytest.raises(ValueError, match="unknown metric 'latency'"):
         evaluate_slo("latency<1s", _report())
+
+
+def _trending(slope: float | None, low: float = -0.1, high: float = 0.1) -> Report:
+    trend = MemoryTrend(slope_mib_per_min=slope, slope_low=low, slope_high=high, intercept_bytes=1.0, points=50)
+    report = _report()
+    report.memory = Memory(trend=trend)
+    return report
+
+
+def test_parse_reads_the_memory_slope_in_mib_or_kib_per_minute() -> None:
+    assert parse_slo("mem_slope<0.5MiB/min, mem_slope <= 512 KiB/min,MEM_SLOPE<1mib/min") == [
+        SloRule("mem_slope", "<", 0.5),
+        SloRule("mem_slope", "<=", 0.5),
+        SloRule("mem_slope", "<", 1.0),
+    ]
+    assert [str(rule) for rule in parse_slo("mem_slope<256KiB/min")] == ["mem_slope<0.25MiB/min"]
+
+
+def test_the_memory_slope_is_checked_against_the_fitted_slope() -> None:
+    slo = evaluate_slo("p95<200ms,mem_slope<0.5MiB/min", _trending(0.8, 0.5, 1.1))
+    assert [(c.metric, c.actual, c.passed) for c in slo.checks] == [("p95", 150.0, True), ("mem_slope", 0.8, False)]
+    assert not slo.passed
+    assert evaluate_slo("mem_slope<0.5MiB/min", _trending(0.02)).passed
+    # A falling slope holds a bound from above.
+    assert evaluate_slo("mem_slope<0.5MiB/min", _trending(-3.0, -3.5, -2.5)).passed
+
+
+@pytest.mark.parametrize("report", [_report(), _trending(None)])
+def test_a_run_without_a_trend_leaves_the_memory_slope_unmeasured(report: Report) -> None:
+    slo = evaluate_slo("p95<200ms,mem_slope<0.5MiB/min", report)
+    assert slo.checks[1] == SloCheck(metric="mem_slope", op="<", threshold=0.5, actual=None, passed=False)
+    assert not slo.passed
+    # Nothing was seen to go wrong, but the figure is missing: inconclusive, never pass.
+    report.slo = slo
+    report.limits.applied_matches = True
+    assert judge(report) == ("inconclusive", ["inconclusive: SLO not measured: mem_slope < 0.5 MiB/min (actual n/a)"])
+
+
+def test_request_slo_leaves_out_the_terms_a_step_cannot_judge() -> None:
+    assert request_slo("p95<200ms, mem_slope<0.5MiB/min,errors<1%") == "p95<200ms,errors<1%"
+    assert request_slo("mem_slope<0.5MiB/min") == ""
+    assert request_slo("") == ""
+    with pytest.raises(ValueError, match="unknown metric 'p90'"):
+        request_slo("p90<1s")

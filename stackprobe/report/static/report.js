@@ -163,7 +163,7 @@
     var empty = tables.every(function (table) { return table[0].length === 0; });
     if (empty) {
       noData(fig);
-      return;
+      return fig;
     }
     if (level && level[0].length) {
       tables = tables.concat([[[tMin, tMax]].concat(level[0].map(function (v) { return [v, v]; }))]);
@@ -183,6 +183,7 @@
       hooks: {setScale: [keepScalesTogether]},
     };
     charts.push(new uPlot(opts, aligned(tables), fig));
+    return fig;
   }
 
   var loadT = load.t || [];
@@ -202,6 +203,19 @@
     ], 0, "ms");
 
   function mib(b) { return b == null ? null : b / MiB; }
+
+  // The memory trend of the service under test (report.memory.trend): its fitted line from the end of the
+  // warm-up to the load's end, inside the shared extent; null when there is none to draw.
+  var trend = memory.trend;
+  function trendTable() {
+    if (!trend || trend.slope_mib_per_min == null || trend.intercept_bytes == null) return null;
+    var loadEnd = (report.load && report.load.duration_s) || tMax;
+    var x0 = Math.max(trend.warmup_s || 0, tMin);
+    var x1 = Math.min(loadEnd, tMax);
+    if (!(x1 > x0)) return null;
+    var perSecond = trend.slope_mib_per_min * MiB / 60;
+    return [[x0, x1], [mib(trend.intercept_bytes + perSecond * x0), mib(trend.intercept_bytes + perSecond * x1)]];
+  }
 
   // Memory: one chart per service, one line per container of it (replicas), its limit(s) dashed, and on
   // the service under test the kernel's own high-water mark where it was read.
@@ -234,10 +248,22 @@
         value: fixed(1, " MiB")});
       source += "; kernel peak: " + KERNEL_SOURCE;
     }
+    var fitted = service === target ? trendTable() : null;
+    if (fitted) {
+      tables = tables.concat([fitted]);
+      lines = lines.concat([{label: "trend", stroke: "#000000", width: 1.5, dash: [10, 5],
+        value: fixed(1, " MiB")}]);
+    }
     var title = "Memory of " + service + " (MiB)" +
       (members.length > 1 ? ", " + members.length + " containers" : "") +
       (limited.length === 0 ? ", no limit" : "");
-    chart("chart-memory-" + i, title, source, tables, lines, 0, "MiB", [levels, levelLines]);
+    var fig = chart("chart-memory-" + i, title, source, tables, lines, 0, "MiB", [levels, levelLines]);
+    if (service === target && root.dataset.trend) {
+      var trendSpan = document.createElement("span");
+      trendSpan.className = "trend";
+      trendSpan.textContent = root.dataset.trend;
+      fig.querySelector("figcaption").appendChild(trendSpan);
+    }
   });
 
   chart("chart-cpu", "CPU (% of one core)", SAMPLED_SOURCE + ", one line per container",
