@@ -120,6 +120,9 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--shape", choices=SHAPES, help="load shape, for a locustfile that offers shapes (default: steady if it does)"
     )
     load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
+    load.add_argument(
+        "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
+    )
     verdict = run.add_argument_group("verdict and output")
     verdict.add_argument(
         "--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO.replace("%", "%%")}")'
@@ -150,6 +153,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         out=args.out,
         keep_up=args.keep_up,
         build=not args.no_build,
+        warmup_s=parse_duration(args.warmup) if args.warmup else None,
         profiles=tuple(args.profile),
         allow_shared_volumes=args.allow_shared_volumes,
     )

@@ -628,6 +628,7 @@ class WatchResult:
                 "peak_ratio": None,
                 "idle_bytes": None,
                 "frozen_at": None,
+                "trend": None,
             }
         return {
             "peak_bytes": summary.peak_memory_bytes,
@@ -638,6 +639,8 @@ class WatchResult:
             "peak_ratio": summary.peak_ratio,
             "idle_bytes": summary.idle_memory_bytes,
             "frozen_at": None if summary.frozen_at is None else round(summary.frozen_at, 3),
+            # Fitted from the report's series by stackprobe.trend once the report is assembled.
+            "trend": None,
         }
 
     def cpu_section(self, service: str) -> dict[str, Any]:

@@ -683,6 +683,8 @@ def test_result_sections_have_the_report_schemas_keys() -> None:
 
     memory = result.memory_section("web")
     assert set(memory) == set(schema["memory"]["required"])
+    # The memory trend is fitted from the report's series (stackprobe.trend), not by the watch.
+    assert memory["trend"] is None
     assert memory["peak_bytes"] == memory["peak_kernel_bytes"] == 62 * MIB
     assert memory["peak_sampled_bytes"] == 60 * MIB
     assert memory["idle_bytes"] == 40 * MIB
