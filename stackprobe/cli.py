@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 # Subcommands beyond run and status, each a module with `add_parser(commands)` (adds its subparser, whose
 # defaults set `handler`) and a handler `(args, console) -> exit code` that raises UsageError/SetupError.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("stackprobe.grow", "stackprobe.sweep", "stackprobe.fit")
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 EXIT_CODES_HELP = """exit codes:
   0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all

@@ -38,9 +38,10 @@ from stackprobe.report.model import (
     step_search_from_dict,
 )
 from stackprobe.report.verdict import judge
-from stackprobe.slo import evaluate_slo, parse_slo
+from stackprobe.slo import evaluate_slo, parse_slo, request_slo
 from stackprobe.spec import RunSpec, UsageError
 from stackprobe.stack import ComposeError, ServiceOverride, Stack, Teardown, removal_command
+from stackprobe.trend import target_trend
 from stackprobe.watch import Watcher, WatchResult
 
 # Idle samples taken before the load starts, so the report can tell idle memory from memory under load.
@@ -285,7 +286,8 @@ def _load_and_audit(
         spawn_rate=spec.spawn_rate,
         duration_s=spec.duration_s,
         shape=target.shape or "",
-        slo=spec.slo,
+        # The step shape judges requests only; the memory slope is the report's to judge.
+        slo=request_slo(spec.slo),
         out=spec.out.resolve(),
     )
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
@@ -414,6 +416,7 @@ def _build_report(
         if load.unhandled_exception:
             problems.append(f"Locust logged an error it did not expect (a shape or event handler raised): {plan.log}")
     report.problems = problems
+    report.memory.trend = target_trend(report, warmup_s=spec.warmup_s, load_duration_s=spec.duration_s)
     report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
     return report

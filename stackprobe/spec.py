@@ -101,6 +101,8 @@ class RunSpec:
     wait_timeout_s: int = 240
     profiles: tuple[str, ...] = ()
     allow_shared_volumes: bool = False
+    # The memory trend leaves out this first part of the load, seconds; None: the first 20 %.
+    warmup_s: float | None = None
 
     def __post_init__(self) -> None:
         for path in self.compose_files:
@@ -116,6 +118,8 @@ class RunSpec:
             raise UsageError("--spawn-rate must be above 0")
         if self.duration_s < 1:
             raise UsageError("--duration must be at least 1s")
+        if self.warmup_s is not None and self.warmup_s >= self.duration_s:
+            raise UsageError("--warmup must be shorter than --duration")
         if self.cpus is not None and self.cpus <= 0:
             raise UsageError("--cpus must be above 0")
         if self.url is not None and not re.fullmatch(r"https?://(127\.0\.0\.1|localhost)(:\d+)?(/.*)?", self.url):
