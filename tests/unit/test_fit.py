@@ -451,3 +451,31 @@ def test_the_fit_console_names_the_bracket_and_the_rules(stack: Path) -> None:
     assert "VPA-style" in text
     assert "KRR-style" in text
     assert "FOUND" in text
+
+
+def test_a_cpu_fit_runs_cpu_limits_and_recommends_on_the_cpu_step(stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stackprobe.probe
+
+    recorded = Report.from_json((DATA / "report_oom.json").read_text())
+    seen: list[RunSpec] = []
+
+    def run_probe(spec: RunSpec, console: Console, teardowns: list | None = None) -> Report:
+        seen.append(spec)
+        assert spec.cpus is not None
+        if spec.cpus >= 0.75:
+            return replace(recorded, verdict="pass", reasons=[], oom_kills=0, events=[])
+        return replace(recorded, verdict="fail", reasons=["SLO not met: p95 < 200 ms (actual 340 ms)"], oom_kills=0)
+
+    monkeypatch.setattr(stackprobe.probe, "run_probe", run_probe)
+    args = _args(stack, "--cpus", "0.25..2", "--memory", "256m", "--repeat", "1", "--margin", "15%")
+    assert fit.handle(args, Console(quiet=True)) == 0
+    assert {s.memory_bytes for s in seen} == {256 * MIB}
+    document = json.loads((stack / "out" / "fit.json").read_text())
+    jsonschema.validate(document, load_fit_schema())
+    assert (document["resource"], document["fixed_memory_bytes"]) == ("cpus", 256 * MIB)
+    assert (document["lowest_holding"]["value"], document["highest_failing"]["value"]) == (0.75, 0.5)
+    assert document["recommended"]["value"] == 1.0  # 0.75 x 1.15 = 0.8625, up to the 0.25 step
+    assert document["runs"][0]["label"] == "cpu-2-r1"
+    assert document["highest_failing"]["reasons"] == ["SLO not met: p95 < 200 ms (actual 340 ms)"]
+    page = (stack / "out" / "fit.html").read_text()
+    assert "CPU limit (CPUs)" in page
