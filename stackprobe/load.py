@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import resource
 import signal
@@ -24,6 +25,8 @@ ERRORS_NAME = "locust_errors.json"
 LISTENER = Path(__file__).with_name("locust_listener.py")
 WINDOWS_ENV = "STACKPROBE_LOCUST_WINDOWS"
 ERRORS_ENV = "STACKPROBE_LOCUST_ERRORS"
+# The open model's arrivals per second (LoadPlan.rate); unset: the closed model.
+RATE_ENV = "STACKPROBE_ARRIVAL_RATE"
 
 # Locust gives running tasks this long to finish once the run time is up (--stop-timeout).
 STOP_TIMEOUT_S = 5
@@ -38,15 +41,42 @@ def overrun_grace_s(duration_s: float) -> float:
     return max(10.0, 0.1 * duration_s)
 
 
+# The open model's pool: at least this many users, and twice the users an arrival rate keeps busy when
+# each task takes EXPECTED_TASK_S (Little's law: busy users = rate x time per task).
+MIN_POOL = 20
+EXPECTED_TASK_S = 0.5
+
+
+def default_pool_size(rate: float) -> int:
+    """Return the users that take arrivals at `rate` per second when none are asked: max(20, 2 x rate x 0.5 s).
+
+    A pool of P users keeps the rate while a task takes up to P / rate seconds: this default keeps it
+    through tasks of up to 1 s (twice the 0.5 s expected), so a slow service or a short stall is seen as
+    latency. While every user is busy, arrivals that came due wait and are measured from when they were
+    due; a pool too small for long shows as an achieved rate under the target. The pool also bounds
+    how many requests the service has in hand at once: more users, more of a backlog reaches it.
+    """
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"an arrival rate must be a number above 0, not {rate!r}")
+    return max(MIN_POOL, math.ceil(2 * rate * EXPECTED_TASK_S))
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """One Locust run: where it goes, how much load, in which shape, and where its files land.
 
     The single place that builds Locust's command line, environment and file names. locustfile: a file
-    or a folder (Locust loads its *.py not starting with "_"); host: the base URL; users: peak users;
-    spawn_rate: users started per second; duration_s: seconds (Locust's --run-time, whole seconds);
-    shape: LOCUST_SHAPE for locustfiles that read it (loadtests/shapes.py); slo: LOCUST_SLO; out: the
-    folder of every file the run writes.
+    or a folder (Locust loads its *.py not starting with "_"); host: the base URL; users: peak users
+    (with a rate: the pool that takes arrivals, e.g. default_pool_size(rate)); spawn_rate: users started
+    per second; duration_s: seconds (Locust's --run-time, whole seconds); shape: LOCUST_SHAPE for
+    locustfiles that read it (loadtests/shapes.py); slo: LOCUST_SLO; out: the folder of every file the
+    run writes.
+
+    rate: the open model, arrivals per second (None: the closed model, the users set the pace). One
+    arrival is one task run of a user class, due on a schedule from the load's start whether or not
+    earlier ones have answered; the listener paces any locustfile (STACKPROBE_ARRIVAL_RATE) and times
+    the windows' requests from when their arrival was due. With --processes the rate is split among
+    the workers. A shape then changes the pool, not the rate.
     """
 
     locustfile: Path
@@ -57,6 +87,11 @@ class LoadPlan:
     shape: str
     slo: str
     out: Path
+    rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"an arrival rate must be a number above 0, not {self.rate!r}")
 
     @property
     def csv_prefix(self) -> Path:
@@ -129,8 +164,8 @@ class LoadPlan:
         ]
 
     def env(self) -> dict[str, str]:
-        """Return the environment for Locust: the write log, the listener's files, the shape and the SLO."""
-        return {
+        """Return the environment for Locust: the write log, the listener's files, the shape, the SLO and the rate."""
+        env = {
             **os.environ,
             "STACKPROBE_WRITE_LOG": str(self.write_log),
             WINDOWS_ENV: str(self.windows),
@@ -138,6 +173,11 @@ class LoadPlan:
             "LOCUST_SHAPE": self.shape,
             "LOCUST_SLO": self.slo,
         }
+        # Never inherited: a closed-model run is not paced by a variable left in stackprobe's environment.
+        env.pop(RATE_ENV, None)
+        if self.rate is not None:
+            env[RATE_ENV] = repr(float(self.rate))
+        return env
 
 
 def locustfile_option(paths: Sequence[Path]) -> str:
@@ -163,6 +203,10 @@ class LoadResult:
         the load generator, not the service, may have set the pace and the response times.
     unhandled_exception: Locust logged an exception it did not expect (a shape's tick, an event handler);
         with failures in the run its exit code does not show it.
+    arrival_rate, achieved_rate: the open model (LoadPlan.rate), else None: the arrivals per second asked
+        for, and those started per second from the load's start to its end (Locust's run time), from the
+        listener's summary (stackprobe.locuststats.read_arrivals has the rest: started, due, waiting at
+        the end, lateness). achieved_rate is None when the listener left no summary (Locust killed).
     """
 
     exit_code: int
@@ -172,6 +216,8 @@ class LoadResult:
     overran: str | None = None
     cpu_warning: bool = False
     unhandled_exception: bool = False
+    arrival_rate: float | None = None
+    achieved_rate: float | None = None
 
     @property
     def cpu_percent(self) -> float:
@@ -278,6 +324,8 @@ def run_load(
         reason = f" ({overran})" if overran else ""
         raise LoadError(f"Locust exited with code {process.returncode} and left no results{reason}:\n{tail}")
     summary = _listener_summary(plan.errors)
+    arrivals = summary.get("arrivals") if isinstance(summary.get("arrivals"), dict) else {}
+    achieved = arrivals.get("achieved_rate")
     return LoadResult(
         exit_code=process.returncode,
         wall_s=wall,
@@ -286,6 +334,8 @@ def run_load(
         overran=overran,
         cpu_warning=bool(summary.get("cpu_warning")) or _cpu_warning_logged(output),
         unhandled_exception=bool(summary.get("unhandled_exception")),
+        arrival_rate=plan.rate,
+        achieved_rate=float(achieved) if plan.rate is not None and isinstance(achieved, int | float) else None,
     )
 
 
@@ -368,7 +418,7 @@ def check_locustfile(paths: Path | Sequence[Path], shape: str = "", *, timeout_s
     files = [paths] if isinstance(paths, Path) else list(paths)
     argv = [sys.executable, "-c", _CHECK_SCRIPT, "--locustfile", locustfile_option([*files, LISTENER])]
     env = {**os.environ, "LOCUST_SHAPE": shape}
-    for name in (WINDOWS_ENV, ERRORS_ENV, "STACKPROBE_WRITE_LOG"):
+    for name in (WINDOWS_ENV, ERRORS_ENV, RATE_ENV, "STACKPROBE_WRITE_LOG"):
         env.pop(name, None)
     try:
         done = subprocess.run(

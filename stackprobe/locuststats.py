@@ -2,7 +2,10 @@
 
 Totals come from Locust's own end-of-run JSON; the load over time and the failures and exceptions with
 their times come from stackprobe's listener in Locust (stackprobe/locust_listener.py); `read_history`
-reads Locust's history CSV (`--csv PREFIX`), whose percentiles are cumulative.
+reads Locust's history CSV (`--csv PREFIX`), whose percentiles are cumulative. For the open model
+(LoadPlan.rate) the listener's figures add `read_arrivals` (the rate asked and achieved),
+`read_arrival_windows` (arrivals per second, and latency from sending beside the windows' from due)
+and `read_windows_latency` (the whole run's latency from due).
 """
 
 from __future__ import annotations
@@ -102,27 +105,25 @@ def histogram_percentile(histogram: Mapping[int, int], total: int, q: float) -> 
 
 
 WINDOWS_SOURCE = "stackprobe's listener in Locust: 1-s windows, Locust's rounding"
+OPEN_WINDOWS_SOURCE = (
+    "stackprobe's listener in Locust: 1-s windows, Locust's rounding, each request timed from when its "
+    "arrival was due (open model)"
+)
 WINDOWS_FORMAT = "stackprobe-locust-windows"
 ERRORS_FORMAT = "stackprobe-locust-errors"
 _WINDOW_COUNTS = ("num_requests", "num_failures", "num_none_requests")
 
 
-def read_windows(path: str | Path, start: float) -> LoadSeries:
-    """Read the listener's one-second windows (stackprobe's listener in Locust: 1-s windows, Locust's rounding).
+class _Windows(NamedTuple):
+    """The windows file added up by second: the header's arrival rate (None: closed model) and each window."""
 
-    Each window [s, s+1) of wall clock holds the requests Locust logged in it (the second in which the
-    request event fired, as Locust's own per-second counts). One point per window, at its end:
-    t = s + 1 - start seconds (start: epoch seconds, e.g. when the load started); users = the most
-    users Locust ran at the window's end (runner.user_count); rps and failures_per_s = the window's
-    requests and failures (per second: the window is one second; the first and last may cover only
-    part of it); p50_ms/p95_ms/p99_ms = Locust's percentile rule over the window's histogram of rounded
-    response times in ms, requests without a response time left out as Locust leaves them out; None
-    where no request in the window had a response time. Lines with the same t (a worker's report that
-    came late) are added up; a last line cut short (Locust killed while writing) is skipped.
-    Raises FileNotFoundError when the file is missing, ValueError (naming file and line) for a line
-    that is not a window.
-    """
-    path = Path(path)
+    arrival_rate: float | None
+    by_second: dict[int, dict[str, Any]]
+
+
+def _read_window_lines(path: Path) -> _Windows:
+    """Read the listener's windows file, lines with the same t added up; see read_windows for the errors."""
+    arrival_rate: float | None = None
     windows: dict[int, dict[str, Any]] = {}
     lines = path.read_text(encoding="utf-8").splitlines()
     for number, text in enumerate(lines, start=1):
@@ -139,21 +140,68 @@ def read_windows(path: str | Path, start: float) -> LoadSeries:
         if "format" in data:
             if data["format"] != WINDOWS_FORMAT:
                 raise ValueError(f"{path}:{number}: format {data['format']!r}, not {WINDOWS_FORMAT!r}")
+            rate = data.get("arrival_rate")
+            arrival_rate = float(rate) if isinstance(rate, int | float) else None
             continue
         try:
             second = int(data["t"])
             window = windows.setdefault(
-                second, {"users": 0, "histogram": Counter(), **dict.fromkeys(_WINDOW_COUNTS, 0)}
+                second,
+                {
+                    "users": 0,
+                    "histogram": Counter(),
+                    "uncorrected": Counter(),
+                    "arrivals": 0,
+                    "lateness_max_ms": None,
+                    "total_response_time": 0.0,
+                    "max_response_time": None,
+                    **dict.fromkeys(_WINDOW_COUNTS, 0),
+                },
             )
             window["users"] = max(window["users"], int(data["users"]))
+            window["total_response_time"] += float(data.get("total_response_time") or 0.0)
+            slowest = data.get("max_response_time")
+            if slowest is not None:
+                window["max_response_time"] = max(float(slowest), window["max_response_time"] or 0.0)
             for key in _WINDOW_COUNTS:
                 window[key] += int(data[key])
             window["histogram"].update({int(ms): int(count) for ms, count in data["response_times"].items()})
-        except (KeyError, TypeError, ValueError) as exc:
+            uncorrected = data.get("uncorrected")
+            if uncorrected is not None:
+                window["uncorrected"].update(
+                    {int(ms): int(count) for ms, count in uncorrected["response_times"].items()}
+                )
+            window["arrivals"] += int(data.get("arrivals") or 0)
+            lateness = data.get("lateness_max_ms")
+            if lateness is not None:
+                window["lateness_max_ms"] = max(float(lateness), window["lateness_max_ms"] or 0.0)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}:{number}: not a window ({exc!r})") from None
-    series = LoadSeries(source=WINDOWS_SOURCE)
-    for second in sorted(windows):
-        window = windows[second]
+    return _Windows(arrival_rate, windows)
+
+
+def read_windows(path: str | Path, start: float) -> LoadSeries:
+    """Read the listener's one-second windows (stackprobe's listener in Locust: 1-s windows, Locust's rounding).
+
+    Each window [s, s+1) of wall clock holds the requests Locust logged in it (the second in which the
+    request event fired, as Locust's own per-second counts). One point per window, at its end:
+    t = s + 1 - start seconds (start: epoch seconds, e.g. when the load started); users = the most
+    users Locust ran at the window's end (runner.user_count); rps and failures_per_s = the window's
+    requests and failures (per second: the window is one second; the first and last may cover only
+    part of it); p50_ms/p95_ms/p99_ms = Locust's percentile rule over the window's histogram of rounded
+    response times in ms, requests without a response time left out as Locust leaves them out; None
+    where no request in the window had a response time. In an open-model run (LoadPlan.rate) each
+    response time counts from when its arrival was due, not from when it was sent (corrected for
+    coordinated omission; the source says so): read_arrival_windows has the times from sending and the
+    arrivals per second. Lines with the same t (a worker's report that came late) are added up; a last
+    line cut short (Locust killed while writing) is skipped.
+    Raises FileNotFoundError when the file is missing, ValueError (naming file and line) for a line
+    that is not a window.
+    """
+    read = _read_window_lines(Path(path))
+    series = LoadSeries(source=WINDOWS_SOURCE if read.arrival_rate is None else OPEN_WINDOWS_SOURCE)
+    for second in sorted(read.by_second):
+        window = read.by_second[second]
         timed = window["num_requests"] - window["num_none_requests"]
         series.t.append(second + 1 - start)
         series.users.append(window["users"])
@@ -163,6 +211,152 @@ def read_windows(path: str | Path, start: float) -> LoadSeries:
         series.p95_ms.append(histogram_percentile(window["histogram"], timed, 0.95))
         series.p99_ms.append(histogram_percentile(window["histogram"], timed, 0.99))
     return series
+
+
+def read_windows_latency(path: str | Path) -> Latency:
+    """Return the whole run's latency from the listener's windows: their histograms merged.
+
+    For the closed model it is Locust's own (read_totals) up to the requests Locust logged after the
+    last window was written. For the open model it is the run's latency measured from when each
+    arrival was due, corrected for coordinated omission, where Locust's totals time each request from
+    when it was sent. Percentiles by Locust's rule, avg over the requests with a response time, max the
+    slowest; all None when no request had a response time. Raises as read_windows does.
+    """
+    histogram: Counter[int] = Counter()
+    timed = 0
+    total = 0.0
+    slowest: float | None = None
+    for window in _read_window_lines(Path(path)).by_second.values():
+        histogram.update(window["histogram"])
+        timed += window["num_requests"] - window["num_none_requests"]
+        total += window["total_response_time"]
+        if window["max_response_time"] is not None:
+            slowest = max(window["max_response_time"], slowest or 0.0)
+    if timed <= 0:
+        return Latency()
+    return Latency(
+        p50=histogram_percentile(histogram, timed, 0.50),
+        p95=histogram_percentile(histogram, timed, 0.95),
+        p99=histogram_percentile(histogram, timed, 0.99),
+        avg=total / timed,
+        max=slowest,
+    )
+
+
+class ArrivalSeries(NamedTuple):
+    """The open model per one-second window, on read_windows' time axis (t: each window's end).
+
+    arrival_rate: the arrivals per second asked for (the target line; None: a closed-model file, whose
+    lists are empty); arrivals_per_s: arrivals started in the window (the achieved rate, second by
+    second); lateness_max_ms: the latest of them after its due time (None: none started);
+    uncorrected_p50_ms/p95_ms/p99_ms: the window's requests timed from when they were sent, as Locust
+    times them (read_windows has them from when they were due).
+    """
+
+    arrival_rate: float | None
+    t: list[float]
+    arrivals_per_s: list[float]
+    lateness_max_ms: list[float | None]
+    uncorrected_p50_ms: list[float | None]
+    uncorrected_p95_ms: list[float | None]
+    uncorrected_p99_ms: list[float | None]
+
+
+def read_arrival_windows(path: str | Path, start: float) -> ArrivalSeries:
+    """Read the open model's figures of the listener's windows, t in seconds since `start` (as read_windows).
+
+    Raises as read_windows does.
+    """
+    read = _read_window_lines(Path(path))
+    series = ArrivalSeries(read.arrival_rate, [], [], [], [], [], [])
+    if read.arrival_rate is None:
+        return series
+    for second in sorted(read.by_second):
+        window = read.by_second[second]
+        timed = window["num_requests"] - window["num_none_requests"]
+        series.t.append(second + 1 - start)
+        series.arrivals_per_s.append(float(window["arrivals"]))
+        series.lateness_max_ms.append(window["lateness_max_ms"])
+        for values, q in (
+            (series.uncorrected_p50_ms, 0.50),
+            (series.uncorrected_p95_ms, 0.95),
+            (series.uncorrected_p99_ms, 0.99),
+        ):
+            values.append(histogram_percentile(window["uncorrected"], timed, q))
+    return series
+
+
+class Arrivals(NamedTuple):
+    """The open model's run: the arrival rate asked for and what was delivered (the listener's summary).
+
+    arrival_rate: arrivals per second asked for, over all workers; load_s: seconds from the load's start
+    (Locust's test start, when the first arrival was due) to its end (when Locust began to stop, or the
+    summary's last writing for a run killed before); started: arrivals started meanwhile; due: arrivals
+    that came due meanwhile (floor(load_s x rate) + 1); waiting_at_end: due but not started when the
+    load ended (all users busy); achieved_rate: started / load_s (None: no load); lateness_*_ms: how
+    long after its due time an arrival started (Locust's rounding and percentile rule; None: none
+    started), the time the windows' response times add; workers: processes the rate was split among;
+    final: the summary Locust wrote as it quit (False: Locust was killed, the figures are from the last
+    few seconds).
+
+    Arrivals are due from the load's start, users or not: while the pool is still spawning, or while
+    Locust's event loop is blocked, they wait and their lateness counts. Locust's own stop blocks its
+    loop about 0.1 s before it says the test is stopping, so a few arrivals of the last 0.1 s show as
+    waiting at the end (0.2 % of a 60-s run).
+    """
+
+    arrival_rate: float
+    achieved_rate: float | None
+    started: int
+    due: int
+    waiting_at_end: int
+    load_s: float
+    lateness_p50_ms: float | None
+    lateness_p95_ms: float | None
+    lateness_p99_ms: float | None
+    lateness_max_ms: float | None
+    workers: int
+    final: bool
+
+
+def read_arrivals(path: str | Path) -> Arrivals | None:
+    """Read the open model's summary from the listener's errors file (LoadPlan.errors); None for the closed model.
+
+    Raises FileNotFoundError when the file is missing, ValueError when it is not the listener's file or
+    its summary lacks a field.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise ValueError(f"{path}: not JSON") from None
+    if not isinstance(data, dict) or data.get("format") != ERRORS_FORMAT:
+        raise ValueError(f"{path}: not stackprobe's Locust errors file")
+    summary = data.get("arrivals")
+    if summary is None:
+        return None
+    try:
+        lateness = summary["lateness_ms"]
+        return Arrivals(
+            arrival_rate=float(summary["arrival_rate"]),
+            achieved_rate=_optional_float(summary["achieved_rate"]),
+            started=int(summary["started"]),
+            due=int(summary["due"]),
+            waiting_at_end=int(summary["waiting_at_end"]),
+            load_s=float(summary["load_s"]),
+            lateness_p50_ms=_optional_float(lateness["p50"]),
+            lateness_p95_ms=_optional_float(lateness["p95"]),
+            lateness_p99_ms=_optional_float(lateness["p99"]),
+            lateness_max_ms=_optional_float(lateness["max"]),
+            workers=int(summary["workers"]),
+            final=bool(data.get("final")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: an arrivals summary without its fields ({exc!r})") from None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class LocustErrors(NamedTuple):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,16 +14,18 @@ import pytest
 from stackprobe.load import (
     ERRORS_ENV,
     LISTENER,
+    RATE_ENV,
     STOP_TIMEOUT_S,
     WINDOWS_ENV,
     LoadError,
     LoadPlan,
     check_locustfile,
+    default_pool_size,
     locustfile_option,
     overrun_grace_s,
     run_load,
 )
-from stackprobe.locuststats import read_errors, read_windows
+from stackprobe.locuststats import read_arrivals, read_errors, read_windows
 
 LOADTESTS = Path(__file__).resolve().parents[2] / "loadtests"
 
@@ -169,6 +173,33 @@ def test_env_names_the_listeners_files_in_the_output_folder(tmp_path: Path) -> N
     assert {plan.windows, plan.errors, plan.json_file} <= set(plan.outputs())
 
 
+def test_a_rate_reaches_the_listener_and_leaves_locusts_options_alone(tmp_path: Path) -> None:
+    plan = replace(_plan(tmp_path), rate=12.5, users=default_pool_size(12.5))
+    assert plan.env()[RATE_ENV] == "12.5"
+    # The pool is Locust's --users; the schedule is the listener's.
+    argv = plan.argv()
+    assert argv[argv.index("--users") + 1] == "20"
+    assert argv == replace(plan, rate=None).argv()
+
+
+def test_a_closed_model_run_is_never_paced_by_a_variable_it_inherits(tmp_path: Path) -> None:
+    os.environ[RATE_ENV] = "99"
+    assert RATE_ENV not in _plan(tmp_path).env()
+
+
+@pytest.mark.parametrize("rate", [0.0, -5.0, math.nan, math.inf])
+def test_a_rate_must_be_a_number_of_arrivals_above_zero(tmp_path: Path, rate: float) -> None:
+    with pytest.raises(ValueError, match="arrival rate must be a number above 0"):
+        replace(_plan(tmp_path), rate=rate)
+    with pytest.raises(ValueError, match="arrival rate must be a number above 0"):
+        default_pool_size(rate)
+
+
+@pytest.mark.parametrize(("rate", "pool"), [(0.5, 20), (10, 20), (20, 20), (20.2, 21), (50, 50), (400, 400)])
+def test_the_default_pool_is_twenty_users_or_twice_the_rate_times_half_a_second(rate: float, pool: int) -> None:
+    assert default_pool_size(rate) == pool
+
+
 def test_a_path_with_a_comma_is_refused_not_split() -> None:
     with pytest.raises(LoadError, match="splits paths at commas"):
         locustfile_option([Path("/tmp/a,b.py"), LISTENER])
@@ -215,6 +246,11 @@ def test_a_run_of_a_single_user_file_has_windows_and_errors(tmp_path: Path) -> N
     assert read_errors(plan.errors, start=0.0) == ([], [])
     assert json.loads(plan.errors.read_text())["exit_code"] == result.exit_code == 0
     assert result.cpu_warning is False
+    # The closed model: no arrivals, no rates, the windows as they always were.
+    assert read_arrivals(plan.errors) is None
+    assert result.arrival_rate is None
+    assert result.achieved_rate is None
+    assert all("arrivals" not in line for line in plan.windows.read_text().splitlines())
 
 
 def test_locusts_exit_code_is_a_figure_when_its_results_are_complete(tmp_path: Path) -> None:

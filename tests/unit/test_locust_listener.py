@@ -24,6 +24,7 @@ def test_the_listener_reads_the_variables_stackprobe_sets() -> None:
     constants = _constants()
     assert constants["WINDOWS_ENV"] == load.WINDOWS_ENV
     assert constants["ERRORS_ENV"] == load.ERRORS_ENV
+    assert constants["RATE_ENV"] == load.RATE_ENV
 
 
 def test_the_listener_writes_the_formats_stackprobe_reads() -> None:

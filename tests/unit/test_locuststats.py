@@ -9,13 +9,18 @@ from typing import Any
 import pytest
 
 from stackprobe.locuststats import (
+    OPEN_WINDOWS_SOURCE,
     WINDOWS_SOURCE,
+    Arrivals,
     histogram_percentile,
     history_path,
+    read_arrival_windows,
+    read_arrivals,
     read_errors,
     read_history,
     read_totals,
     read_windows,
+    read_windows_latency,
     stats_path,
 )
 from stackprobe.report.model import Latency, Requests
@@ -239,6 +244,133 @@ def test_windows_of_another_format_are_refused(tmp_path: Path) -> None:
 def test_windows_of_a_missing_file_raise_file_not_found(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_windows(tmp_path / "never.jsonl", start=0.0)
+
+
+OPEN_HEADER = '{"format": "stackprobe-locust-windows", "version": 1, "window_s": 1, "arrival_rate": 20.0}\n'
+
+
+def _open_window(t: int, due_times: dict[str, int], sent_times: dict[str, int], arrivals: int, late: float) -> str:
+    """Return an open-model window: response times from due (the main histogram) and from sending."""
+    uncorrected = {"total_response_time": 0.0, "max_response_time": None, "response_times": sent_times}
+    return _window(t, due_times, arrivals=arrivals, lateness_max_ms=late, uncorrected=uncorrected)
+
+
+def test_open_model_windows_are_timed_from_when_each_arrival_was_due(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    path.write_text(
+        OPEN_HEADER
+        + _open_window(100, {"5": 18, "1500": 2}, {"5": 20}, arrivals=20, late=1495.0)
+        + _open_window(101, {"5": 20}, {"5": 20}, arrivals=19, late=2.0)
+    )
+    series = read_windows(path, start=100.0)
+    assert series.source == OPEN_WINDOWS_SOURCE
+    assert series.p95_ms == [1500.0, 5.0]
+    arrivals = read_arrival_windows(path, start=100.0)
+    assert arrivals.arrival_rate == 20.0
+    assert arrivals.t == series.t == [1.0, 2.0]
+    assert arrivals.arrivals_per_s == [20.0, 19.0]
+    assert arrivals.lateness_max_ms == [1495.0, 2.0]
+    assert arrivals.uncorrected_p95_ms == [5.0, 5.0]
+
+
+def test_open_model_windows_of_the_same_second_add_up(tmp_path: Path) -> None:
+    # Two workers' reports of one second: arrivals, both histograms and the latest arrival add up.
+    path = tmp_path / "w.jsonl"
+    path.write_text(
+        OPEN_HEADER
+        + _open_window(100, {"900": 5}, {"400": 5}, arrivals=5, late=500.0)
+        + _open_window(100, {"4": 15}, {"4": 15}, arrivals=14, late=1.0)
+    )
+    arrivals = read_arrival_windows(path, start=99.0)
+    assert arrivals.arrivals_per_s == [19.0]
+    assert arrivals.lateness_max_ms == [500.0]
+    assert arrivals.uncorrected_p50_ms == [4.0]
+    assert arrivals.uncorrected_p99_ms == [400.0]
+    assert read_windows(path, start=99.0).p99_ms == [900.0]
+
+
+def test_the_windows_latency_of_a_closed_run_is_locusts() -> None:
+    # The listener's windows hold every request of the fixture run: merged, they give Locust's totals.
+    assert read_windows_latency(WINDOWS) == read_totals(RUN).latency
+    assert read_windows_latency(EMPTY_WINDOWS) == Latency()
+
+
+def test_the_windows_latency_of_an_open_run_counts_from_due(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    first = json.loads(_open_window(100, {"5": 18, "1500": 2}, {"5": 20}, arrivals=20, late=1495.0))
+    first.update(total_response_time=3090.0, max_response_time=1502.5)
+    second = json.loads(_open_window(101, {"5": 20}, {"5": 20}, arrivals=20, late=1.0))
+    second.update(total_response_time=100.0, max_response_time=5.2)
+    path.write_text(OPEN_HEADER + json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    assert read_windows_latency(path) == Latency(p50=5.0, p95=1500.0, p99=1500.0, avg=3190.0 / 40, max=1502.5)
+
+
+def test_closed_model_windows_have_no_arrivals() -> None:
+    arrivals = read_arrival_windows(WINDOWS, start=RUN_START)
+    assert arrivals.arrival_rate is None
+    assert arrivals.t == arrivals.arrivals_per_s == arrivals.uncorrected_p95_ms == []
+
+
+def _errors_file(path: Path, arrivals: dict[str, Any] | None) -> Path:
+    data = json.loads(ERRORS.read_text())
+    data["arrivals"] = arrivals
+    path.write_text(json.dumps(data))
+    return path
+
+
+SUMMARY = {
+    "arrival_rate": 100.0,
+    "load_start": 1796000000.0,
+    "load_end": 1796000004.0,
+    "load_s": 4.0,
+    "started": 160,
+    "due": 401,
+    "waiting_at_end": 241,
+    "achieved_rate": 40.0,
+    "lateness_ms": {"p50": 1200, "p95": 2300, "p99": 2400, "max": 2417.5},
+    "workers": 1,
+}
+
+
+def test_arrivals_are_the_rate_asked_and_the_rate_started(tmp_path: Path) -> None:
+    arrivals = read_arrivals(_errors_file(tmp_path / "e.json", SUMMARY))
+    assert arrivals == Arrivals(
+        arrival_rate=100.0,
+        achieved_rate=40.0,
+        started=160,
+        due=401,
+        waiting_at_end=241,
+        load_s=4.0,
+        lateness_p50_ms=1200.0,
+        lateness_p95_ms=2300.0,
+        lateness_p99_ms=2400.0,
+        lateness_max_ms=2417.5,
+        workers=1,
+        final=True,
+    )
+
+
+def test_arrivals_of_a_run_with_no_load_have_no_rate_achieved(tmp_path: Path) -> None:
+    summary = {**SUMMARY, "load_s": 0.0, "started": 0, "achieved_rate": None}
+    summary["lateness_ms"] = {"p50": None, "p95": None, "p99": None, "max": None}
+    arrivals = read_arrivals(_errors_file(tmp_path / "e.json", summary))
+    assert arrivals is not None
+    assert arrivals.achieved_rate is None
+    assert arrivals.lateness_max_ms is None
+
+
+def test_a_closed_model_run_has_no_arrivals(tmp_path: Path) -> None:
+    assert read_arrivals(ERRORS) is None  # written before the open model: no "arrivals" at all
+    assert read_arrivals(_errors_file(tmp_path / "e.json", None)) is None
+
+
+def test_arrivals_without_their_fields_are_refused(tmp_path: Path) -> None:
+    summary = {key: value for key, value in SUMMARY.items() if key != "due"}
+    with pytest.raises(ValueError, match="arrivals summary without its fields"):
+        read_arrivals(_errors_file(tmp_path / "e.json", summary))
+    (tmp_path / "x.json").write_text('{"arrivals": {}}')
+    with pytest.raises(ValueError, match="not stackprobe's Locust errors file"):
+        read_arrivals(tmp_path / "x.json")
 
 
 def test_failures_are_locusts_with_their_times() -> None:
