@@ -279,6 +279,8 @@ def _load_and_audit(
     for name in spec.other_memory:
         seen.others_applied[name] = _applied_if_any(client, stack, name)
     console.print(f"Target {spec.service} at {url}; {_describe_applied(applied)}", highlight=False)
+    if spec.before_load is not None:
+        spec.before_load(stack.project or "", url)
     seen.plan = plan = LoadPlan(
         locustfile=spec.locustfile.resolve(),
         host=url,

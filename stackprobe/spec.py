@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +104,10 @@ class RunSpec:
     allow_shared_volumes: bool = False
     # The memory trend leaves out this first part of the load, seconds; None: the first 20 %.
     warmup_s: float | None = None
+    # Called as before_load(project, url) once the stack is up and its target answers, before idle memory is
+    # sampled and the load starts: a loop of runs prepares the stack here (grow seeds its data). What it
+    # raises ends the run, after the teardown, as run_probe's own exception.
+    before_load: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for path in self.compose_files:
