@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackprobe import __version__
+from stackprobe.load import default_pool_size
 from stackprobe.spec import (
     DEFAULT_SLO,
     SHAPES,
@@ -113,8 +114,21 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     limits.add_argument("--cpus", type=float, help="CPU limit for the service, e.g. 0.5")
     load = run.add_argument_group("load")
-    load.add_argument("--users", "-u", type=int, default=20, help="peak number of Locust users (default: 20)")
-    load.add_argument("--spawn-rate", "-r", type=float, default=10.0, help="users started per second (default: 10)")
+    load.add_argument(
+        "--rate",
+        type=float,
+        help="open model: arrivals per second (one arrival = one task run, started on schedule whether or not "
+        "earlier ones have answered; latency counted from when it was due); default: the closed model (--users)",
+    )
+    load.add_argument(
+        "--users",
+        "-u",
+        type=int,
+        help="peak number of Locust users; with --rate, the pool (default: 20; max(20, rate))",
+    )
+    load.add_argument(
+        "--spawn-rate", "-r", type=float, help="users started per second (default: 10; with --rate, the pool at once)"
+    )
     load.add_argument("--duration", "-t", default="60s", help="length of the load, e.g. 60s, 5m (default: 60s)")
     load.add_argument(
         "--shape", choices=SHAPES, help="load shape, for a locustfile that offers shapes (default: steady if it does)"
@@ -137,6 +151,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
     locustfile = args.locustfile or compose_files[0].resolve().parent / "loadtests"
     memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
+    # With --rate the users are a pool that takes arrivals: big enough for the rate, all started at once.
+    users = args.users if args.users is not None else (default_pool_size(args.rate) if args.rate else 20)
+    spawn_rate = args.spawn_rate if args.spawn_rate is not None else (float(users) if args.rate else 10.0)
     return RunSpec(
         compose_files=compose_files,
         service=args.service,
@@ -144,8 +161,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         memory_bytes=memory,
         other_memory=other_memory,
         cpus=args.cpus,
-        users=args.users,
-        spawn_rate=args.spawn_rate,
+        users=users,
+        spawn_rate=spawn_rate,
+        rate=args.rate,
         duration_s=parse_duration(args.duration),
         shape=args.shape,
         locustfile=locustfile,
@@ -171,6 +189,15 @@ def _teardown_words(teardowns: Sequence[Teardown], keep_up: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before any stack exists (while Python imports the Docker SDK, say): nothing to tear down.
+        sys.stderr.write("stackprobe: interrupted before anything started\n")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False)
     errors = Console(stderr=True)

@@ -165,7 +165,7 @@ def plan_access(
         return Access(service, "file", port, count, ports=None, host_ports=kept)
     if port is None:
         raise AccessError(
-            f"service {service!r} publishes and exposes no TCP port: give its URL with --url, or its port"
+            "it neither publishes nor exposes a TCP port: give its URL with --url, or add `expose:` to it"
         )
 
     if network_mode == "host":

@@ -25,7 +25,7 @@ from stackprobe.audit import AuditResult, audit_write_log
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
 from stackprobe.limits import AppliedLimits, compare_limits, limits_section, read_applied_limits
 from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
-from stackprobe.locuststats import read_errors, read_totals, read_windows
+from stackprobe.locuststats import read_errors, read_totals, read_windows, read_windows_latency
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
 from stackprobe.report.model import (
@@ -95,9 +95,7 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
     outcome is appended to `teardowns` (when given) even when the run raises, so that the caller says
     "torn down" only when it was.
     """
-    # An earlier run's report in the same folder must never pass for this run's, whatever happens next.
-    for name in REPORT_FILES:
-        (spec.out / name).unlink(missing_ok=True)
+    _prepare_out(spec.out)
     try:
         parse_slo(spec.slo)
     except ValueError as exc:
@@ -141,6 +139,22 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
         }
         _compose_model(stack)  # Compose checks the override against the user's file before anything starts
         return _run(spec, stack, client, target, console, teardowns)
+
+
+def _prepare_out(out: Path) -> None:
+    """Make the report folder writable and empty of an earlier report, or raise UsageError before anything starts.
+
+    An earlier run's report in the same folder must never pass for this run's, whatever happens next.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_FILES:
+            (out / name).unlink(missing_ok=True)
+        probe = out / ".stackprobe-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write reports there ({exc.strerror or exc})") from None
 
 
 def _profiles_of(stack: Stack, service: str) -> tuple[str, ...]:
@@ -238,9 +252,12 @@ def _run(
     except LoadError as exc:
         raise SetupError(str(exc)) from None
     finally:
-        # The watch runs through the audit, and stops (with a grace for late events) before the teardown.
-        watch = watcher.stop()
-        _tear_down(spec, stack, console, teardowns)
+        # The watch runs through the audit, and stops (with a grace for late events) before the teardown;
+        # a second Ctrl-C while it stops must not skip the teardown.
+        try:
+            watch = watcher.stop()
+        finally:
+            _tear_down(spec, stack, console, teardowns)
     if seen.startup_failure is not None and not _died_while_starting(watch, spec.service):
         raise SetupError(str(seen.startup_failure))
     report = _build_report(
@@ -291,6 +308,7 @@ def _load_and_audit(
         # The step shape judges requests only; the memory slope is the report's to judge.
         slo=request_slo(spec.slo),
         out=spec.out.resolve(),
+        rate=spec.rate,
     )
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
     seen.load_wall_start = time.time()
@@ -319,7 +337,10 @@ def _died_while_starting(watch: WatchResult, service: str) -> bool:
 def _tear_down(spec: RunSpec, stack: Stack, console: Console, teardowns: list[Teardown] | None) -> None:
     """Remove what the run made (unless --keep-up), and say truthfully whether it is gone."""
     if spec.keep_up:
-        console.print(f"Left running; to remove it: {removal_command(stack.project or '')}", highlight=False)
+        # soft_wrap: the command must stay one pasteable line whatever the terminal's width.
+        console.print(
+            f"Left running; to remove it: {removal_command(stack.project or '')}", highlight=False, soft_wrap=True
+        )
         return
     try:
         with console.status("Tearing the stack down …"):
@@ -329,6 +350,8 @@ def _tear_down(spec: RunSpec, stack: Stack, console: Console, teardowns: list[Te
         teardown = stack.teardown
         if teardowns is not None and teardown is not None:
             teardowns.append(teardown)
+        if teardown is not None and teardown.ok:
+            console.print(f"Torn down: project {stack.project} ({teardown.message})", highlight=False)
         if teardown is not None and not teardown.ok:
             # Text, not markup: Compose's words may hold brackets.
             console.print(
@@ -383,6 +406,8 @@ def _build_report(
             "step_search": None,
             "locust_exit_code": load.exit_code if load else None,
             "overran": load.overran if load else None,
+            "arrival_rate": spec.rate,
+            "achieved_rate": load.achieved_rate if load else None,
         },
         "limits": limits_section(
             applied,
@@ -408,7 +433,9 @@ def _build_report(
         },
     }
     if seen.startup_failure is not None:
-        problems.append(f"the stack did not start: {seen.startup_failure.stderr}")
+        # Compose's progress lines come first; its last line says what went wrong.
+        lines = [line.strip() for line in seen.startup_failure.stderr.splitlines() if line.strip()]
+        problems.append(f"the stack did not start: {lines[-1] if lines else 'Compose gave no reason'}")
     report = Report.from_dict(data)
     report.limits.others = [
         _other_limit(name, limit, seen.others_applied.get(name)) for name, limit in spec.other_memory.items()
@@ -443,6 +470,10 @@ def _add_locust_figures(report: Report, plan: LoadPlan, start: float, problems: 
     report.load.step_search = _step_search(plan)
     totals = read_totals(plan.csv_prefix)
     report.requests, report.latency_ms = totals.requests, totals.latency
+    if plan.rate is not None:
+        # The open model times each request from when its arrival was due (coordinated omission corrected);
+        # Locust's own figures time it from when it was sent.
+        report.latency_ms = read_windows_latency(plan.windows)
     try:
         report.series.load = read_windows(plan.windows, start=start)
     except FileNotFoundError:

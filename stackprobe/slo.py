@@ -81,7 +81,7 @@ def _parse_term(term: str, spec: str) -> SloRule:
     if op not in _OPS:
         raise bad(f"operator must be one of {' '.join(_OPS)}, got {op or 'none'!r}")
     if not _NUMBER.fullmatch(number):
-        raise bad(f"threshold {number or '(missing)'!r} is not a non-negative number")
+        raise bad(f"threshold {(number + unit) or '(missing)'!r} is not a non-negative number")
     value = float(number)
     if metric in LATENCY_METRICS:
         if unit not in _LATENCY_SCALE:

@@ -102,6 +102,9 @@ class RunSpec:
     wait_timeout_s: int = 240
     profiles: tuple[str, ...] = ()
     allow_shared_volumes: bool = False
+    # The open model: arrivals per second (one arrival = one task run, started on schedule); None: closed
+    # model, where --users alone sets the load.
+    rate: float | None = None
     # The memory trend leaves out this first part of the load, seconds; None: the first 20 %.
     warmup_s: float | None = None
     # Called as before_load(project, url) once the stack is up and its target answers, before idle memory is
@@ -112,13 +115,20 @@ class RunSpec:
     def __post_init__(self) -> None:
         for path in self.compose_files:
             if not path.is_file():
-                raise UsageError(f"compose file not found: {path}")
+                what = "is a directory, not a compose file" if path.is_dir() else "not found"
+                raise UsageError(f"compose file {what}: {path}")
         if not self.locustfile.exists():
             raise UsageError(f"locustfile not found: {self.locustfile} (use --locustfile)")
         if self.shape is not None and self.shape not in SHAPES:
             raise UsageError(f"unknown shape {self.shape!r}; choose one of {', '.join(SHAPES)}")
         if self.users < 1:
             raise UsageError("--users must be at least 1")
+        if self.rate is not None and not 0 < self.rate < float("inf"):
+            raise UsageError("--rate must be a number of arrivals per second above 0")
+        if self.rate is not None and self.shape not in (None, "steady"):
+            raise UsageError(
+                f"--rate and --shape {self.shape} do not go together: a shape changes the users, not the rate"
+            )
         if self.spawn_rate <= 0:
             raise UsageError("--spawn-rate must be above 0")
         if self.duration_s < 1:
@@ -127,6 +137,8 @@ class RunSpec:
             raise UsageError("--warmup must be shorter than --duration")
         if self.cpus is not None and self.cpus <= 0:
             raise UsageError("--cpus must be above 0")
+        if self.url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.url):
+            raise UsageError(f"--url {self.url!r} is not a URL (expected e.g. http://127.0.0.1:8000)")
         if self.url is not None and not re.fullmatch(r"https?://(127\.0\.0\.1|localhost)(:\d+)?(/.*)?", self.url):
             # Load goes to this machine's loopback only, never to another host.
             raise UsageError(f"--url must point at 127.0.0.1 or localhost, not {self.url!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from stackprobe.cli import EXIT_USAGE, main
+from stackprobe.cli import EXIT_USAGE, build_parser, main, spec_from_args
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,33 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     for line in ("0    pass", "1    fail", "2    usage", "3    inconclusive", "130  interrupted", "143 terminated"):
         assert line in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--url", "notaurl"], "is not a URL"),
+        (["run", "--rate", "0"], "--rate must be"),
+        (["run", "--rate", "10", "--shape", "spike"], "do not go together"),
+        (["run", "--out", "/proc/stackprobe-cannot"], "cannot write reports there"),
+    ],
+)
+def test_more_usage_errors_exit_2_before_anything_starts(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_compose_file_that_is_a_directory_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--compose-file", str(tmp_path)]) == EXIT_USAGE
+    assert "is a directory, not a compose file" in capsys.readouterr().err
+
+
+def test_rate_makes_the_users_a_pool_started_at_once() -> None:
+    spec = spec_from_args(build_parser().parse_args(["run", "--rate", "150", "--compose-file", "docker-compose.yml"]))
+    assert (spec.rate, spec.users, spec.spawn_rate) == (150.0, 150, 150.0)

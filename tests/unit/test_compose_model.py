@@ -144,7 +144,7 @@ def test_a_given_container_port_is_published_beside_the_files_own() -> None:
 
 
 def test_a_service_with_no_known_port_is_refused() -> None:
-    with pytest.raises(AccessError, match="no TCP port"):
+    with pytest.raises(AccessError, match="neither publishes nor exposes a TCP port"):
         plan_access(model({"app": {"expose": ["53/udp"]}}), "app")
 
 
