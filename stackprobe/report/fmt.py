@@ -140,7 +140,11 @@ def describe_oom_kills(report: Report) -> str:
 def describe_load(load: Load) -> str:
     """Return the load as asked, e.g. "loadtests: 20 users, spawn rate 2/s, steady, 60 s"."""
     shape = load.shape if load.shape is not None else "no shape (-u users at -r per second for -t)"
-    return f"{load.locustfile}: {load.users} users, spawn rate {load.spawn_rate:g}/s, {shape}, {load.duration_s:g} s"
+    text = f"{load.locustfile}: {load.users} users, spawn rate {load.spawn_rate:g}/s, {shape}, {load.duration_s:g} s"
+    if load.arrival_rate is not None:
+        achieved = NA if load.achieved_rate is None else f"{load.achieved_rate:.1f}/s"
+        text += f"; open model: {load.arrival_rate:g} arrivals/s asked, {achieved} achieved"
+    return text
 
 
 def describe_step_search(search: StepSearch) -> str:

@@ -219,3 +219,8 @@ def test_no_headline_without_growth_a_limit_or_a_constant_load() -> None:
     assert trend_headline(Report(memory=Memory(trend=_trend(0.8, 0.5, 1.1)))) is None
     assert trend_headline(Report(memory=Memory(trend=_trend(0.03, -0.2, 0.3)))) is None
     assert trend_headline(Report()) is None
+
+
+def test_an_open_model_load_reads_with_its_rate_asked_and_achieved() -> None:
+    load = Load(locustfile="loadtests", users=100, spawn_rate=100, duration_s=60, arrival_rate=100, achieved_rate=99.78)
+    assert describe_load(load).endswith("; open model: 100 arrivals/s asked, 99.8/s achieved")
