@@ -23,7 +23,13 @@ from rich.text import Text
 from stackprobe import __version__
 from stackprobe.audit import AuditResult, audit_write_log
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
-from stackprobe.limits import AppliedLimits, compare_limits, limits_section, read_applied_limits
+from stackprobe.limits import (
+    AppliedLimits,
+    compare_limits,
+    limits_section,
+    read_applied_limits,
+    swap_description,
+)
 from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
 from stackprobe.locuststats import read_errors, read_totals, read_windows, read_windows_latency
 from stackprobe.report import render_console, render_html, render_json
@@ -599,8 +605,7 @@ def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console:
 def _describe_applied(applied: AppliedLimits) -> str:
     if applied.memory_bytes is None:
         return "no memory limit applied"
-    swap = "strict" if applied.memswap_bytes == applied.memory_bytes else "swap allowed"
-    return f"memory limit {format_bytes(applied.memory_bytes)} applied ({swap})"
+    return f"memory limit {format_bytes(applied.memory_bytes)} applied ({swap_description(applied)})"
 
 
 def _own_cpu_seconds() -> float:
