@@ -1,6 +1,7 @@
 """Benchmark the users service beside two baselines, each under the same strict 128 MiB limit.
 
     python bench/run.py [--duration 30s] [--users 20] [--only ours|tutorial|minimal] [--out reports/bench]
+                        [--audit bundled|stand-in|none]
 
 Each stack is run by `stackprobe run` (its own Compose project, the limit applied and checked, Locust
 headless, the containers watched, everything torn down), one after the other with the same load from
@@ -10,6 +11,10 @@ side by side, with the ratios and the goals of the users service:
 - ours: the bundled stack (docker-compose.yml at the repository's root);
 - tutorial: the seed tutorial's app as the tutorial runs it (bench/baselines/tutorial);
 - minimal: a hand-written Flask + psycopg 3 pool app with almost no validation (bench/baselines/minimal).
+
+Then, unless --audit none, the write audit's own bench (bench/audit.py): 300,000 acknowledged writes read
+back from the bundled stack, seeded to that many users (or, with --audit stand-in, from a stand-in service
+that answers at once), with its seconds, writes/s, CPU seconds and heap against its goals.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 BASELINES = ROOT / "bench" / "baselines"
 LOCUSTFILE = ROOT / "bench" / "locustfile.py"
+AUDIT_BENCH = ROOT / "bench" / "audit.py"
 MEMORY = "128m"
 # Every request counts in the figures; the verdict of a run is not what the bench is about.
 SLO = "errors<100%"
@@ -77,6 +83,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only", action="append", choices=list(STACKS), help="run only this stack (repeatable; default: all three)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench", help="folder for the reports")
+    parser.add_argument(
+        "--audit",
+        choices=("bundled", "stand-in", "none"),
+        default="bundled",
+        help="then the write audit of 300,000 writes against the bundled stack (default), a stand-in, or not",
+    )
     args = parser.parse_args(argv)
     if args.users < 1:
         parser.error("--users must be at least 1")
@@ -311,8 +323,21 @@ def print_results(results: Sequence[Result], args: argparse.Namespace) -> None:
     console.print(f"Reports: {args.out}/<stack>/report.json and report.html", highlight=False)
 
 
+def run_audit_bench(target: str, env: Mapping[str, str]) -> bool:
+    """Run bench/audit.py against target, its output straight to the console; return whether it measured."""
+    print(
+        f"\nWrite audit: {AUDIT_BENCH.relative_to(ROOT)} --target {target} "
+        "(300,000 acknowledged writes read back; goals: under 60 s, under 50 MiB of prober heap) …",
+        flush=True,
+    )
+    done = subprocess.run([sys.executable, str(AUDIT_BENCH), "--target", target], cwd=ROOT, env=env, check=False)
+    if done.returncode != 0:
+        print(f"Write audit: bench/audit.py exited with code {done.returncode}", flush=True)
+    return done.returncode == 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen stacks one after the other and print their figures side by side."""
+    """Run the chosen stacks one after the other and print their figures side by side, then the audit's."""
     args = parse_args(argv)
     images = image_environment()
     stacks = [stack for name, stack in STACKS.items() if name in (args.only or STACKS)]
@@ -323,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = {**os.environ, **images}
     results = [run_stack(stack, args, env) for stack in stacks]
     print_results(results, args)
-    return 0 if all(result.report is not None for result in results) else 1
+    audited = args.audit == "none" or run_audit_bench(args.audit, env)
+    return 0 if audited and all(result.report is not None for result in results) else 1
 
 
 if __name__ == "__main__":
