@@ -315,6 +315,8 @@ def build_grid(low: float, high: float, step: float, *, integer: bool) -> list[f
         raise UsageError("--step must be above 0")
     if high <= low:
         raise UsageError("a range must go from a lower to a higher limit, e.g. 32m..512m")
+    if step > high - low:
+        raise UsageError("--step is larger than the range: a fit needs at least one limit between its ends")
     count = math.floor((high - low) / step + 1e-9)
     if count + 1 > MAX_GRID_POINTS:
         raise UsageError(f"the range holds {count + 1} limits at this --step (at most {MAX_GRID_POINTS}): widen --step")
@@ -493,6 +495,8 @@ def plan_from_args(args: argparse.Namespace) -> FitPlan:
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
     budget = parse_duration(args.budget) if args.budget else None
+    if budget is not None and budget <= 0:
+        raise UsageError("--budget must be above 0 (the time the whole fit may take, e.g. 15m)")
     margin = parse_margin(args.margin)
     if memory_range:
         low, high = (parse_bytes(side) for side in memory_range)
@@ -621,7 +625,8 @@ def build_fit(
         points=list(search.points),
         runs=list(rows),
         notes=list(search.notes),
-        exit_code=search.exit_code,
+        # A fit stopped by Ctrl-C or SIGTERM ends as interrupted, whatever its bracket so far says.
+        exit_code=search.exit_code if complete else cli.EXIT_INTERRUPTED,
     )
     value_of = {id(a.outcome.row): a.value for a in search.attempts if a.outcome.row is not None}
 

@@ -451,6 +451,11 @@ def build_sweep(
         verdict, exit_code = "inconclusive", EXIT_INCONCLUSIVE
     if rows and counts["error"] == len(rows):
         exit_code = EXIT_SETUP
+    if not complete:
+        # Stopped by Ctrl-C or SIGTERM: the runs made are kept, but the sweep as asked never passed.
+        exit_code = cli.EXIT_INTERRUPTED
+        if verdict == "pass":
+            verdict = "inconclusive"
     sweep = Sweep(
         stackprobe_version=__version__,
         started_at=started_at.isoformat(),

@@ -479,3 +479,15 @@ def test_a_cpu_fit_runs_cpu_limits_and_recommends_on_the_cpu_step(stack: Path, m
     assert document["highest_failing"]["reasons"] == ["SLO not met: p95 < 200 ms (actual 340 ms)"]
     page = (stack / "out" / "fit.html").read_text()
     assert "CPU limit (CPUs)" in page
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory", "32m..128m", "--step", "1g"], "--step is larger than the range"),
+        (["--memory", "32m..128m", "--budget=0s"], "--budget must be above 0"),
+    ],
+)
+def test_a_step_past_the_range_or_no_budget_is_a_usage_error(stack: Path, args: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        fit.plan_from_args(_args(stack, *args))

@@ -195,6 +195,8 @@ def test_a_grid_repeats_each_point_and_an_interrupt_still_writes_what_was_run(
     document = json.loads((stack / "out" / "sweep.json").read_text())
     jsonschema.validate(document, load_sweep_schema())
     assert document["complete"] is False
+    # Every run made passed, but the sweep as asked did not end: never a pass, and the exit code says so.
+    assert (document["verdict"], document["exit_code"]) == ("inconclusive", 130)
     assert [r["label"] for r in document["runs"]] == ["mem-64m-cpu-0.5-r1", "mem-64m-cpu-0.5-r2"]
     assert document["points"] == [
         {
