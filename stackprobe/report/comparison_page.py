@@ -9,20 +9,16 @@ colour its mark by its verdict; a mark links to the run's report.html.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable, Sequence
 from html import escape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from stackprobe.report.comparison import Fit, RunRow, Sweep
 from stackprobe.report.fmt import NA, format_bytes, format_ms, format_number, format_ratio, format_t
-from stackprobe.report.page import UPLOT_VERSION, script_json
+from stackprobe.report.page import UPLOT_VERSION, offline_page
 
 MIB = 1024 * 1024
-_STATIC = resources.files("stackprobe.report") / "static"
 _FIT_STATUS_CLASS = {"found": "pass", "none_holds": "fail", "budget": "inconclusive", "uncertain": "inconclusive"}
 _POINT_STATUS_CLASS = {"hold": "pass", "fail": "fail", "uncertain": "inconclusive", "untested": "untested"}
 
@@ -103,37 +99,9 @@ def _charts(memory_on_x: bool) -> list[dict[str, Any]]:
 
 
 def _page(title: str, body: str, data: dict[str, Any]) -> str:
-    scripts = [_static("uPlot.iife.min.js"), _static("comparison.js")]
-    hashes = " ".join(f"'sha256-{_sha256(script)}'" for script in scripts)
-    csp = f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:"
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{_e(title)}</title>
-<style>{_static("uPlot.min.css")}</style>
-<style>{_static("report.css")}</style>
-<style>{_static("comparison.css")}</style>
-</head>
-<body>
-{body}
-<script type="application/json" id="comparison-data">{script_json(data)}</script>
-<script>{scripts[0]}</script>
-<script>{scripts[1]}</script>
-</body>
-</html>
-"""
-
-
-def _static(name: str) -> str:
-    return (_STATIC / name).read_text(encoding="utf-8")
-
-
-def _sha256(text: str) -> str:
-    return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return offline_page(
+        title, body, script="comparison.js", data=data, data_id="comparison-data", styles=("comparison.css",)
+    )
 
 
 def _table(head: Iterable[str], rows: Iterable[Iterable[str]], row_classes: Sequence[str] = ()) -> str:

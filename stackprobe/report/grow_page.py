@@ -6,12 +6,9 @@ scripts run and fetches nothing; each run's own report.html is linked, relative 
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 from collections.abc import Iterable, Mapping
 from html import escape
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from stackprobe.report.fmt import NA, format_bytes, format_count, format_ms, format_number, format_ratio
-from stackprobe.report.page import UPLOT_VERSION, script_json
+from stackprobe.report.page import UPLOT_VERSION, offline_page
 
-_STATIC = resources.files("stackprobe.report") / "static"
 _VERDICT_STYLES = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}
 _VERDICT_WORDS = {"pass": "held", "fail": "broke", "inconclusive": "inconclusive"}
 
@@ -142,9 +138,6 @@ def render_grow_html(document: Mapping[str, Any], path: str | Path) -> Path:
 
 def grow_html_page(document: Mapping[str, Any]) -> str:
     """Return grow.html: the runs by size, the fit and the break, with uPlot and the data inlined."""
-    scripts = [_static("uPlot.iife.min.js"), _static("grow.js")]
-    hashes = " ".join(f"'sha256-{_sha256(script)}'" for script in scripts)
-    csp = f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:"
     verdict = document["verdict"]
     title = f"stackprobe grow: {document['target']['service']} {verdict}"
     body = "\n".join(
@@ -157,33 +150,7 @@ def grow_html_page(document: Mapping[str, Any]) -> str:
             f"charts by uPlot {UPLOT_VERSION} (MIT).</footer>",
         ]
     )
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>{_e(title)}</title>
-<style>{_static("uPlot.min.css")}</style>
-<style>{_static("report.css")}</style>
-</head>
-<body>
-{body}
-<script type="application/json" id="grow-data">{script_json(document)}</script>
-<script>{scripts[0]}</script>
-<script>{scripts[1]}</script>
-</body>
-</html>
-"""
-
-
-def _static(name: str) -> str:
-    return (_STATIC / name).read_text(encoding="utf-8")
-
-
-def _sha256(text: str) -> str:
-    return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return offline_page(title, body, script="grow.js", data=document, data_id="grow-data")
 
 
 def _e(value: object) -> str:

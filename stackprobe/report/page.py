@@ -48,10 +48,6 @@ def render_html(report: Report, path: str | Path) -> Path:
 
 def html_page(report: Report) -> str:
     """Return the report's HTML page, with uPlot, its CSS and the report data inlined."""
-    scripts = [_static("uPlot.iife.min.js"), _static("report.js")]
-    # Only these two scripts may run and nothing may be fetched, whatever a service name holds.
-    hashes = " ".join(f"'sha256-{_sha256(script)}'" for script in scripts)
-    csp = f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:"
     title = f"stackprobe: {report.target.service or report.target.project} {report.verdict}"
     body = "\n".join(
         [
@@ -69,6 +65,23 @@ def html_page(report: Report) -> str:
             f"charts by uPlot {UPLOT_VERSION} (MIT).</footer>",
         ]
     )
+    return offline_page(title, body, script="report.js", data=report.to_dict(), data_id="report-data")
+
+
+def offline_page(
+    title: str, body: str, *, script: str, data: object, data_id: str, styles: tuple[str, ...] = ()
+) -> str:
+    """Return a page that opens offline: uPlot and `script` (a file of static/) inlined, `data` as JSON.
+
+    The Content-Security-Policy lets only these two scripts run, by their hashes, and fetches nothing,
+    whatever a service name or a locustfile's error text holds. `body` must already be escaped HTML; the
+    data is read by the script from `<script type="application/json" id=data_id>`; `styles` are more
+    static/ CSS files after uPlot's and report.css.
+    """
+    scripts = [_static("uPlot.iife.min.js"), _static(script)]
+    hashes = " ".join(f"'sha256-{_sha256(text)}'" for text in scripts)
+    csp = f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:"
+    css = "\n".join(f"<style>{_static(name)}</style>" for name in ("uPlot.min.css", "report.css", *styles))
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -77,12 +90,11 @@ def html_page(report: Report) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
 <title>{_e(title)}</title>
-<style>{_static("uPlot.min.css")}</style>
-<style>{_static("report.css")}</style>
+{css}
 </head>
 <body>
 {body}
-<script type="application/json" id="report-data">{script_json(report.to_dict())}</script>
+<script type="application/json" id="{data_id}">{script_json(data)}</script>
 <script>{scripts[0]}</script>
 <script>{scripts[1]}</script>
 </body>
