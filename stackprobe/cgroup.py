@@ -268,14 +268,51 @@ def locate_on_host(
     )
 
 
+def can_swap(cgroup: HostCgroup) -> bool:
+    """Tell whether the kernel may move this v1 cgroup's anonymous memory to swap.
+
+    No when the host lists no swap (/proc/swaps), when memory.memsw.limit_in_bytes equals
+    memory.limit_in_bytes (Compose's memswap_limit equal to mem_limit), or when memory.swappiness is 0.
+    Unreadable files count as "may swap", so nothing is reclaimed on a guess.
+    """
+    swaps = cgroup.read_host("proc/swaps")
+    if swaps is not None and parse_swaps(swaps) == 0:
+        return False
+    limit = parse_bytes(cgroup.read("memory/memory.limit_in_bytes"))
+    memsw = parse_bytes(cgroup.read("memory/memory.memsw.limit_in_bytes"))
+    if limit is not None and memsw is not None and memsw <= limit:
+        return False
+    return _int_or_none(cgroup.read("memory/memory.swappiness")) != 0
+
+
+def reclaim_page_cache(cgroup: HostCgroup) -> str | None:
+    """Reclaim a v1 cgroup's page cache before its high-water mark is reset; None when done, else why not.
+
+    v1 counts page cache in memory.usage_in_bytes and keeps it until the limit forces reclaim, so a
+    container that read its image's files from a cold cache (a fresh machine, the first run after a build)
+    sits at its limit before any load, and a high-water mark reset then stays at the limit. Writing
+    memory.force_empty makes the kernel reclaim what it can (cgroup-v1/memory.rst, "force_empty"): clean
+    page cache, and anonymous memory only where it may swap; so this is done only when can_swap() is false,
+    and the service loses nothing but cache it re-reads on demand.
+    """
+    if cgroup.version != 1:
+        return "cgroup v2 has no force_empty"
+    if can_swap(cgroup):
+        return "the container may swap, so its memory is left where it is"
+    return cgroup.write("memory/memory.force_empty", "0")
+
+
 def reset_peak(cgroup: HostCgroup) -> str | None:
     """Reset a v1 cgroup's high-water mark (write 0 to memory.max_usage_in_bytes); None on success, else why not.
 
-    v2's memory.peak cannot be reset for every reader (kernels 6.12+ reset it per open file only), so a v2
-    peak always covers the cgroup's whole life.
+    The page cache is reclaimed first where that is safe (reclaim_page_cache), so the mark starts from what
+    the service holds, not from the cache a cold start left at the limit. v2's memory.peak cannot be reset
+    for every reader (kernels 6.12+ reset it per open file only), so a v2 peak always covers the cgroup's
+    whole life.
     """
     if cgroup.version != 1:
         return "cgroup v2 memory.peak cannot be reset"
+    reclaim_page_cache(cgroup)
     return cgroup.write("memory/memory.max_usage_in_bytes", "0")
 
 

@@ -30,6 +30,7 @@ from stackprobe.cgroup import (
     parse_membership,
     parse_swaps,
     read_memory_counters,
+    reclaim_page_cache,
     reset_peak,
 )
 
@@ -185,6 +186,48 @@ def test_the_v1_high_water_mark_is_reset_by_writing_zero(tmp_path: Path) -> None
     assert reset_peak(cgroup) is None
     # A real cgroup file then reads the current usage; a plain file keeps what was written.
     assert (own / "memory.max_usage_in_bytes").read_text() == "0"
+
+
+def _v1_tree(tmp_path: Path, *, swaps: str, limit: int, memsw: int, swappiness: int = 60) -> tuple[HostCgroup, Path]:
+    own = tmp_path / "sys/fs/cgroup/memory/docker/abc"
+    own.mkdir(parents=True)
+    (own / "memory.max_usage_in_bytes").write_text(f"{limit}\n")
+    (own / "memory.limit_in_bytes").write_text(f"{limit}\n")
+    (own / "memory.memsw.limit_in_bytes").write_text(f"{memsw}\n")
+    (own / "memory.swappiness").write_text(f"{swappiness}\n")
+    (tmp_path / "proc/7").mkdir(parents=True)
+    (tmp_path / "proc/7/cgroup").write_text("4:memory:/docker/abc\n")
+    (tmp_path / "proc/swaps").write_text(swaps)
+    cgroup = locate_on_host(7, host_root=tmp_path, container_id="abc")
+    assert cgroup is not None
+    return cgroup, own
+
+
+NO_SWAP = "Filename\tType\tSize\tUsed\tPriority\n"
+SWAP = NO_SWAP + "/swapfile\tfile\t2097148\t0\t-2\n"
+
+
+def test_the_page_cache_is_reclaimed_before_the_reset_when_the_host_has_no_swap(tmp_path: Path) -> None:
+    cgroup, own = _v1_tree(tmp_path, swaps=NO_SWAP, limit=128 * MIB, memsw=256 * MIB)
+
+    assert reset_peak(cgroup) is None
+    assert (own / "memory.force_empty").read_text() == "0"
+
+
+def test_the_page_cache_is_reclaimed_when_the_container_may_not_swap(tmp_path: Path) -> None:
+    cgroup, own = _v1_tree(tmp_path, swaps=SWAP, limit=128 * MIB, memsw=128 * MIB)
+
+    assert reclaim_page_cache(cgroup) is None
+    assert (own / "memory.force_empty").exists()
+
+
+def test_nothing_is_reclaimed_from_a_container_that_may_swap(tmp_path: Path) -> None:
+    # force_empty would push the service's own memory to swap: the reset goes ahead without it.
+    cgroup, own = _v1_tree(tmp_path, swaps=SWAP, limit=128 * MIB, memsw=256 * MIB)
+
+    assert reclaim_page_cache(cgroup) == "the container may swap, so its memory is left where it is"
+    assert reset_peak(cgroup) is None
+    assert not (own / "memory.force_empty").exists()
 
 
 def test_a_reset_that_cannot_be_written_says_why(tmp_path: Path) -> None:
