@@ -394,12 +394,22 @@ def parse_step_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
+MAX_MARGIN_PERCENT = 1000
+
+
 def parse_margin(text: str) -> float:
-    """Parse --margin as a percentage ("15%" or "15") into a fraction (0.15); UsageError if negative or not one."""
+    """Parse --margin as a percentage ("15%" or "15") into a fraction (0.15).
+
+    Raises UsageError when it is not a percentage, is negative, or is above MAX_MARGIN_PERCENT (a margin
+    that multiplies the limit found by more than 11 says nothing the run measured).
+    """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", text)
     if not match:
         raise UsageError(f"--margin: not a percentage: {text!r} (expected e.g. 15%)")
-    return float(match.group(1)) / 100
+    percent = float(match.group(1))
+    if percent > MAX_MARGIN_PERCENT:
+        raise UsageError(f"--margin: {text.strip()} is above {MAX_MARGIN_PERCENT:g}% (expected e.g. 15%)")
+    return percent / 100
 
 
 def parse_cpus(text: str, flag: str = "--cpus") -> float:

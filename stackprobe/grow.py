@@ -533,7 +533,10 @@ class Seeder:
         seconds = time.monotonic() - started
         if code != 0:
             tail = "\n".join(line for line in log.read_text(errors="replace").splitlines() if line.strip())[-2000:]
-            raise SeedError(f"the seed command exited with code {code} at {format_rows(rows)} rows:\n{tail}")
+            raise SeedError(
+                f"the seed command exited with code {code} at {format_rows(rows)} rows (its output: {log})"
+                + (f"\n{tail}" if tail else "")
+            )
         return seconds
 
 
@@ -647,7 +650,10 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             sizes, runner.run, bisect=args.find_break, tolerance=tolerance, max_runs=args.break_runs
         )
     except GrowAborted as exc:
-        raise SetupError(str(exc)) from None
+        # The size's own line has just said why; the abort adds only the output's tail.
+        first, _, tail = str(exc).partition("\n")
+        message = f"grow stopped at its first size, nothing measured: {first}" + (f"\n{tail}" if tail else "")
+        raise SetupError(message) from None
     document = grow_document(
         points=points,
         search=search,

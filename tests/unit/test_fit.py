@@ -306,6 +306,7 @@ def _args(stack: Path, *flags: str) -> argparse.Namespace:
         ([], "needs a range"),
         (["--memory", "512m..32m"], "lower to a higher"),
         (["--memory", "32m..64m", "--margin", "lots"], "not a percentage"),
+        (["--memory", "32m..64m", "--margin", "1000000%"], "above 1000%"),
         (["--memory", "32m..64m", "--step", "x"], "not a size"),
         (["--memory", "32m..64m", "--repeat", "0"], "at least 1"),
         (["--memory", "32m..64m,48m..96m"], "one range"),
