@@ -434,6 +434,7 @@ def grow_document(
             "locustfile": str(spec.locustfile),
             "users": spec.users,
             "spawn_rate": spec.spawn_rate,
+            "arrival_rate": spec.rate,
             "duration_s": spec.duration_s,
             "slo": spec.slo,
         },

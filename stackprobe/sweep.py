@@ -308,6 +308,7 @@ def loop_load(spec: RunSpec) -> LoopLoad:
         spawn_rate=spec.spawn_rate,
         duration_s=spec.duration_s,
         shape=spec.shape,
+        arrival_rate=spec.rate,
     )
 
 

@@ -173,13 +173,17 @@ class LoopTarget:
 
 @dataclass(kw_only=True)
 class LoopLoad:
-    """The load every run of the loop applied (as asked: each run's report has what it resolved to)."""
+    """The load every run of the loop applied (as asked: each run's report has what it resolved to).
+
+    arrival_rate: arrivals per second under the open model (--rate), None for the closed model (--users).
+    """
 
     locustfile: str = ""
     users: int = 0
     spawn_rate: float = 0.0
     duration_s: float = 0.0
     shape: str | None = None
+    arrival_rate: float | None = None
 
 
 @dataclass(kw_only=True)

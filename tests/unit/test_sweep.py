@@ -158,6 +158,17 @@ def test_a_sweep_runs_every_point_keeps_failures_and_set_up_errors_and_exits_1(
     assert "FAIL" in text
 
 
+def test_an_open_model_sweep_names_its_arrival_rate_in_the_load(stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes = {(64 * MIB, None): "pass", (128 * MIB, None): "pass"}
+    monkeypatch.setattr(stackprobe.probe, "run_probe", _probe(outcomes, []))
+    assert sweep.handle(_args(stack, "--memory", "64m,128m", "--rate", "40"), Console(quiet=True)) == 0
+    document = json.loads((stack / "out" / "sweep.json").read_text())
+    jsonschema.validate(document, load_sweep_schema())
+    assert document["load"]["arrival_rate"] == 40
+    assert sweep.handle(_args(stack, "--memory", "64m,128m", "--users", "5"), Console(quiet=True)) == 0
+    assert json.loads((stack / "out" / "sweep.json").read_text())["load"]["arrival_rate"] is None
+
+
 @pytest.mark.parametrize(
     ("verdicts", "code"),
     [(["pass", "pass"], 0), (["pass", "inconclusive"], 3), (["inconclusive", "error"], 3), (["fail", "pass"], 1)],
