@@ -8,6 +8,9 @@ COMPOSE := docker compose
 # Where `make probe` writes its report.
 OUT ?= reports/latest
 PYTEST_ARGS ?=
+# Two pytest-xdist workers: the probe tests run one after another on one of them (tests/conftest.py groups
+# them), the rest on the other, so the suite takes the probe tests' time rather than the sum.
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
 .PHONY: help provision provision-tests venv up down probe test lint bench clean
@@ -40,7 +43,7 @@ probe: provision venv ## The main job: probe the bundled stack under 128 MiB and
 	$(BIN)/stackprobe run --out $(OUT)
 
 test: provision-tests venv ## Run the whole test suite (unit, integration, stack, probe)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv ## ruff lint and format check
 	$(BIN)/ruff check .

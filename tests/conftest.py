@@ -40,6 +40,22 @@ def _docker_problem() -> str | None:
     return None
 
 
+# Under pytest-xdist (`make test` runs two workers, --dist loadgroup) the tests of one group run on one
+# worker, one after another: the probe tests, which each bring a stack up and load it, never overlap
+# each other, and the stack tests share one session-scoped stack. The rest (unit and integration tests)
+# are spread over both workers.
+XDIST_GROUPS = ("probe", "stack")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test marked with one of XDIST_GROUPS into that xdist group."""
+    for item in items:
+        for group in XDIST_GROUPS:
+            if item.get_closest_marker(group) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 @pytest.fixture(scope="session")
 def docker_available() -> str | None:
     """Check the engine once per session; None means it answers."""

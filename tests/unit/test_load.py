@@ -238,7 +238,8 @@ def test_outputs_name_every_file_locust_writes(tmp_path: Path) -> None:
 
 
 def test_a_run_of_a_single_user_file_has_windows_and_errors(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, duration_s=2)
+    # 4 s, so that a busy machine that starts Locust late still leaves two whole windows.
+    plan = _plan(tmp_path, duration_s=4)
     result = run_load(plan)
     series = read_windows(plan.windows, start=0.0)
     assert len(series.t) >= 2
