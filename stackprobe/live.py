@@ -32,6 +32,8 @@ RETRY_S = 5.0
 # A container whose latest stats sample is older than this is reported as not sampled, with its age.
 STALE_S = 5.0
 BAR_WIDTH = 10
+# Summarising the watch costs time in Locust's process, which serves every open page from one loop.
+CACHE_S = 1.0
 
 MEMORY_SOURCE = "docker stats: usage less inactive page cache, about one sample a second"
 CPU_SOURCE = "docker stats: percent of one core, the docker CLI's formula"
@@ -217,6 +219,7 @@ class ContainerPanel:
         self._engine_error: str | None = None
         self._next_try = 0.0
         self._closed = False
+        self._cached: tuple[float, dict[str, Any]] | None = None
 
     @property
     def project(self) -> str | None:
@@ -262,12 +265,21 @@ class ContainerPanel:
         return found
 
     def document(self) -> dict[str, Any]:
-        """Return the panel's JSON document.
+        """Return the panel's JSON document, computed at most once per CACHE_S (every open page polls it).
 
         {"engine": "reachable" | "unreachable", "project": name or null, "message": what to know (the
         engine's error, why no project was chosen, the watch's problems) or "", "containers": [figures of
         container_figures()], "sources": {figure: source}}.
         """
+        now = time.monotonic()
+        cached = self._cached
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
+        doc = self._document()
+        self._cached = (now, doc)
+        return doc
+
+    def _document(self) -> dict[str, Any]:
         self.refresh()
         with self._lock:
             watcher, project, error = self._watcher, self._project, self._engine_error

@@ -46,14 +46,14 @@ def _add_arguments(parser: Any, **_kwargs: Any) -> None:
 
 
 def _on_init(environment: Environment, **_kwargs: Any) -> None:
-    """Start the panel and add its tab, table and routes to the web UI, if there is one."""
+    """Start the panel (stopped when Locust quits) and add its tab, table and routes to the web UI, if any."""
     web_ui = environment.web_ui
     if web_ui is None:
         return
     options = environment.parsed_options
     panel = ContainerPanel(Path.cwd(), named=getattr(options, "stackprobe_project", None))
     panel.refresh()
-    environment.stackprobe_panel = panel  # type: ignore[attr-defined]
+    environment.events.quitting.add_listener(lambda **_: panel.close())
     web_ui.template_args["extended_tabs"] = [
         *web_ui.template_args.get("extended_tabs", []),
         {"title": TAB_TITLE, "key": TAB_KEY},
@@ -81,18 +81,10 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         return response
 
 
-def _on_quitting(environment: Environment, **_kwargs: Any) -> None:
-    """Stop the watch when Locust quits."""
-    panel = getattr(environment, "stackprobe_panel", None)
-    if panel is not None:
-        panel.close()
-
-
 def install() -> None:
     """Register the plugin's listeners on Locust's events; importing stackprobe.locust_ui calls it once."""
     events.init_command_line_parser.add_listener(_add_arguments)
     events.init.add_listener(_on_init)
-    events.quitting.add_listener(_on_quitting)
 
 
 if __name__ == "stackprobe.locust_ui":

@@ -1,6 +1,7 @@
 """The Locust plugin stackprobe.locust_ui: a Containers tab in Locust's own web UI, seen in headless Chromium.
 
-Locust runs as users run it, a subprocess on 127.0.0.1 and a free port, against the bundled stack.
+Locust runs as users run it, a subprocess serving its web UI on 127.0.0.1 and a free port: against the
+bundled stack, against a local server with no engine reachable, and beside a container OOM-killed on purpose.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 import requests
+from docker.models.containers import Container
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from stackprobe.stack import ServiceOverride, Stack, free_ports, unique_project_name
-from tests.conftest import ROOT
+from tests.conftest import ROOT, read_env_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -287,3 +290,60 @@ def test_the_plugin_named_by_path_and_imported_by_a_locustfile_adds_one_tab(
     doc = http.get(ui.url + "/stackprobe/containers", timeout=TIMEOUT_S).json()
     assert doc["engine"] == "unreachable"
     assert doc["message"].startswith("Docker engine unreachable: ")
+
+
+# Under a 64 MiB limit: PID 1 asks for 128 MiB a second after it starts, and is OOM-killed.
+KILLED_AFTER_A_SECOND = "import time; time.sleep(1); b = b'x' * (128 << 20)"
+
+
+@pytest.fixture
+def killed_twice_project() -> Iterator[Callable[[str], str]]:
+    """Return a function that starts a container, labelled as service `grow` of the project named, which is
+    OOM-killed, restarted once by its policy and OOM-killed again; it is removed after the test."""
+    client = docker.from_env()
+    image = os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
+    started: list[Container] = []
+
+    def start(project: str) -> str:
+        started.append(
+            client.containers.run(
+                image,
+                ["python3", "-c", KILLED_AFTER_A_SECOND],
+                detach=True,
+                name=f"{project}-grow-1",
+                labels={"com.docker.compose.project": project, "com.docker.compose.service": "grow"},
+                mem_limit="64m",
+                memswap_limit="64m",
+                restart_policy={"Name": "on-failure", "MaximumRetryCount": 1},
+            )
+        )
+        return f"{project}-grow-1"
+
+    try:
+        yield start
+    finally:
+        for container in started:
+            container.remove(force=True)
+        client.close()
+
+
+@pytest.mark.probe
+def test_oom_kills_and_restarts_are_counted_live_by_the_panel(
+    killed_twice_project, plain_target: str, start_locust, http: requests.Session
+) -> None:
+    project = unique_project_name("stackprobe-locustui-oom")
+    ui = start_locust(f"loadtests,{PLUGIN}", "-H", plain_target, "--stackprobe-project", project)
+    # A named project is watched before it has a container: the engine's start event announces each one.
+    assert http.get(ui.url + "/stackprobe/containers", timeout=TIMEOUT_S).json()["project"] == project
+    name = killed_twice_project(project)
+    deadline = time.monotonic() + 25
+    while True:
+        doc = http.get(ui.url + "/stackprobe/containers", timeout=TIMEOUT_S).json()
+        grow = {c["name"]: c for c in doc["containers"]}.get(name)
+        if grow is not None and grow["state"] == "exited (137)" and grow["restarts"] == 1:
+            break
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.2)
+    assert grow["oom_kills"] == 2, grow
+    assert grow["limit_bytes"] == 64 * MIB
+    assert grow["oom_kills_source"].startswith("the kernel's oom_kill counter")
