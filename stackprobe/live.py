@@ -251,6 +251,7 @@ class ContainerPanel:
                 watcher.start()
             except Exception as exc:  # the engine went away between two calls
                 self._engine_error = str(exc) or type(exc).__name__
+                self._client.close()
                 self._client = None
                 return
             self._watcher = watcher

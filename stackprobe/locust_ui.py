@@ -64,6 +64,7 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
     ]
 
     @web_ui.app.route(ROUTE)
+    @web_ui.auth_required_if_enabled  # behind --web-login like Locust's own routes
     def stackprobe_containers() -> Response:
         return jsonify(panel.document())
 
