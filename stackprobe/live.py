@@ -221,11 +221,6 @@ class ContainerPanel:
         self._closed = False
         self._cached: tuple[float, dict[str, Any]] | None = None
 
-    @property
-    def project(self) -> str | None:
-        """Return the project being watched, or None."""
-        return self._project.name if self._watcher is not None and self._project is not None else None
-
     def refresh(self) -> None:
         """Connect, choose the project and start watching it, unless done or tried less than RETRY_S ago."""
         with self._lock:
@@ -268,9 +263,10 @@ class ContainerPanel:
     def document(self) -> dict[str, Any]:
         """Return the panel's JSON document, computed at most once per CACHE_S (every open page polls it).
 
-        {"engine": "reachable" | "unreachable", "project": name or null, "message": what to know (the
-        engine's error, why no project was chosen, the watch's problems) or "", "containers": [figures of
-        container_figures()], "sources": {figure: source}}.
+        {"engine": "reachable" | "unreachable", "project": name or null, "project_reason": how it was
+        chosen or why none was, "message": what to know (the engine's error, why no project was chosen,
+        the watch's problems) or "", "containers": [container_figures() of each], "sources": {figure:
+        source} for the figures whose source is the same for every container}.
         """
         now = time.monotonic()
         cached = self._cached
