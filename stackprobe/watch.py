@@ -899,6 +899,21 @@ class Watcher:
             recorded = list(self._accounting.events)
         return [_on_axis(event, at - self.t0) for at, event in sorted(recorded, key=lambda pair: pair[0])]
 
+    def so_far(self) -> WatchResult:
+        """Return what the watch has recorded until now, summarised as stop() would, without stopping it.
+
+        For a live view (the Locust panel). What only stop() adds is missing: the late-event grace (so
+        events_cover_window is False), the final `docker inspect` (running_at_stop is None) and the last
+        cgroup reading. After stop() it returns stop()'s result. Raises RuntimeError before start().
+        """
+        if self._result is not None:
+            return self._result
+        if self._started_at is None:
+            raise RuntimeError("the watcher has not started")
+        # The poller's lock, then the watch's: the order the watch threads take them in.
+        with self._poll, self._lock:
+            return self._summarise(time.monotonic())
+
     def stop(self) -> WatchResult:
         """Count late events for a moment, close every stream, join every thread and return what was recorded.
 
