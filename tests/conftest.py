@@ -47,15 +47,6 @@ def _docker_problem() -> str | None:
 XDIST_GROUPS = ("probe", "stack")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test marked with one of XDIST_GROUPS into that xdist group."""
-    for item in items:
-        for group in XDIST_GROUPS:
-            if item.get_closest_marker(group) is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
-
-
 @pytest.fixture(scope="session")
 def docker_available() -> str | None:
     """Check the engine once per session; None means it answers."""
@@ -107,7 +98,14 @@ def postgres_image() -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark integration, stack and probe tests as needing Docker, so none can silently skip in CI."""
+    """Mark integration, stack and probe tests as needing Docker, so none can silently skip in CI.
+
+    Also put every test marked with one of XDIST_GROUPS into that xdist group.
+    """
     for item in items:
         if any(item.get_closest_marker(name) for name in ("integration", "stack", "probe")):
             item.add_marker(pytest.mark.docker)
+        for group in XDIST_GROUPS:
+            if item.get_closest_marker(group) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
