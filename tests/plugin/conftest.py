@@ -74,7 +74,8 @@ def plugin_project(pytester: pytest.Pytester) -> pytest.Pytester:
     # stackprobe is already imported in this process, so pytest cannot rewrite the plugin's asserts and says so.
     pytester.makeini(
         "[pytest]\naddopts = -p no:cacheprovider\n"
-        "filterwarnings =\n    error\n    ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning\n"
+        "filterwarnings =\n    error\n"
+        "    ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning\n"
     )
     return pytester
 

@@ -109,7 +109,8 @@ def test_keep_up_reaches_the_run_and_the_summary_says_how_to_remove_the_stack(pl
     result.stdout.fnmatch_lines(
         [
             "*stackprobe: stacks left running (--stackprobe-keep-up)*",
-            "stackprobe-fake-1: remove it with: docker ps -aq --filter label=com.docker.compose.project=stackprobe-fake-1*",
+            "stackprobe-fake-1: remove it with: docker ps -aq --filter "
+            "label=com.docker.compose.project=stackprobe-fake-1 | xargs -r docker rm -f -v; *",
         ]
     )
 
@@ -139,7 +140,7 @@ def test_a_failed_verdict_fails_the_test_listing_every_reason_and_the_report(plu
     result.stdout.fnmatch_lines(
         [
             "*- stackprobe reports -*",
-            "run-1 (app): verdict fail; report */test_holds_32_mib0/stackprobe/run-1/report.html (report.json beside it)",
+            "run-1 (app): verdict fail; report */test_holds_32_mib0/stackprobe/run-1/report.html (report.json *)",
         ]
     )
     # The failure points at the test's own line, not into the plugin.
