@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +163,7 @@ def running_stack(
             )
     stack.overrides = overrides
     client = _docker_client()
-    failed = False
+    error: BaseException | None = None
     try:
         stack.up(build=build, wait_timeout=wait_timeout_s)
         containers: dict[str, list[str]] = {}
@@ -184,17 +184,20 @@ def running_stack(
             stack=stack,
         )
     except ComposeError as exc:
-        failed = True
-        raise StackError(str(exc)) from None
-    except BaseException:
-        failed = True
+        error = StackError(str(exc))
+        raise error from None
+    except BaseException as exc:
+        error = exc
         raise
     finally:
         client.close()
         if not keep_up:
             teardown = stack.down()
-            if not teardown.ok and not failed:
-                raise StackError(f"{teardown.message}\nremove what is left with: {teardown.leftover_command}")
+            if not teardown.ok:
+                left = f"{teardown.message}\nremove what is left with: {teardown.leftover_command}"
+                if error is None:
+                    raise StackError(left)
+                error.add_note(f"and the teardown did not finish: {left}")
 
 
 def limit_problems(
@@ -257,7 +260,7 @@ class Stackprobe:
 
     def __init__(
         self,
-        compose_files: Sequence[Path],
+        compose_files: Callable[[], Sequence[Path]],
         settings: Mapping[str, Any],
         out: Path,
         keep_up: bool,
@@ -265,7 +268,7 @@ class Stackprobe:
         left_up: list[tuple[str, str]],
         properties: list[tuple[str, object]],
     ) -> None:
-        self.compose_files = tuple(compose_files)
+        self._compose_files = compose_files
         self.settings = dict(settings)
         self.out = out
         self.keep_up = keep_up
@@ -282,7 +285,9 @@ class Stackprobe:
         that could not be made (no engine, a stack that never got healthy). Judge the report with assert_pass.
         """
         __tracebackhide__ = True
-        merged = {"compose_files": self.compose_files, "keep_up": self.keep_up, **self.settings, **settings}
+        merged = {"keep_up": self.keep_up, **self.settings, **settings}
+        if "compose_files" not in merged:
+            merged["compose_files"] = self._compose_files()
         unknown = sorted(set(merged) - set(RUN_SETTINGS))
         if unknown:
             known = ", ".join(RUN_SETTINGS)
@@ -363,7 +368,7 @@ def compose_stack(
         ) as running:
             yield running
     except (StackError, UsageError, FileNotFoundError) as exc:
-        pytest.fail(f"compose_stack: {exc}", pytrace=False)
+        pytest.fail("\n".join([f"compose_stack: {exc}", *getattr(exc, "__notes__", ())]), pytrace=False)
     finally:
         if keep_up:
             from stackprobe.stack import removal_command
@@ -372,7 +377,7 @@ def compose_stack(
 
 
 @pytest.fixture
-def stackprobe(request: pytest.FixtureRequest, stackprobe_compose_files: Sequence[Path]) -> Stackprobe:
+def stackprobe(request: pytest.FixtureRequest) -> Stackprobe:
     """Probe runs in this test: stackprobe.run(memory="128m", users=20, ...) returns the Report."""
     settings: dict[str, Any] = {}
     # The closest marker wins: a test's own over its class's over its module's.
@@ -389,7 +394,8 @@ def stackprobe(request: pytest.FixtureRequest, stackprobe_compose_files: Sequenc
     runs: list[RunRecord] = []
     request.node.stash[_RUNS] = runs
     return Stackprobe(
-        compose_files=[Path(f) for f in stackprobe_compose_files],
+        # Looked up only when a run names no compose_files of its own.
+        compose_files=lambda: [Path(f) for f in request.getfixturevalue("stackprobe_compose_files")],
         settings=settings,
         out=out,
         keep_up=bool(config.getoption("stackprobe_keep_up")),

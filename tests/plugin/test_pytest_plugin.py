@@ -43,6 +43,18 @@ def test_a_conftest_overrides_a_fixture_the_plugin_uses(plugin_project: pytest.P
     plugin_project.runpytest().assert_outcomes(passed=1)
 
 
+def test_a_run_naming_its_compose_files_needs_none_in_the_rootdir(plugin_project: pytest.Pytester) -> None:
+    (plugin_project.path / "compose.yaml").rename(plugin_project.path / "stack.yaml")
+    plugin_project.makepyfile(
+        test_named_files="""
+        def test_probe(stackprobe, probe_specs):
+            stackprobe.run(compose_files="stack.yaml", locustfile="loadtests")
+            assert [p.name for p in probe_specs[0].compose_files] == ["stack.yaml"]
+        """
+    )
+    plugin_project.runpytest().assert_outcomes(passed=1)
+
+
 def test_marker_settings_reach_the_run_and_the_call_and_closer_markers_win(plugin_project: pytest.Pytester) -> None:
     plugin_project.makepyfile(
         test_marker_settings="""
