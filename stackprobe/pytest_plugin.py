@@ -119,10 +119,12 @@ def running_stack(
     The limits are verified as a probe run verifies them (stackprobe.limits.compare_limits): HostConfig and
     the cgroup agree with the limit declared or given, swap held equal, for every service with a limit.
     Teardown (Stack.down: containers, networks, the project's own volumes and built images) runs on any
-    exit unless keep_up. Raises StackError: no engine, a file Compose rejects, a service that never got
-    healthy (with its logs), a limit not in force, a volume shared beyond the project, or a teardown that
-    left something behind (with the command that removes it).
+    exit unless keep_up. Raises StackError: no engine (or one that fails to answer), a file Compose rejects,
+    a service that never got healthy (with its logs), a limit not in force, a volume shared beyond the
+    project, or a teardown that left something behind (with the command that removes it).
     """
+    import docker.errors
+
     from stackprobe.compose_model import AccessError, plan_access, shared_volumes
     from stackprobe.limits import read_applied_limits
     from stackprobe.probe import declared_limits
@@ -185,6 +187,9 @@ def running_stack(
         )
     except ComposeError as exc:
         error = StackError(str(exc))
+        raise error from None
+    except docker.errors.DockerException as exc:
+        error = StackError(f"the engine failed to say what runs: {exc}")
         raise error from None
     except BaseException as exc:
         error = exc
