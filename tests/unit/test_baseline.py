@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from rich.console import Console
 
 from stackprobe.baseline import (
     DEFAULT_MAX_REGRESSION,
@@ -20,8 +21,9 @@ from stackprobe.baseline import (
     setup_of,
     setup_of_spec,
 )
-from stackprobe.report import Report, load_report, load_schema
+from stackprobe.report import Report, load_report, load_schema, render_console
 from stackprobe.report.model import Baseline, BaselineFigure, MemoryTrend
+from stackprobe.report.page import html_page
 from stackprobe.spec import RunSpec, UsageError
 
 DATA = Path(__file__).parent / "data"
@@ -246,3 +248,41 @@ def test_the_schema_requires_every_field_of_the_baseline_section() -> None:
     assert node["required"] == [f.name for f in dataclasses.fields(Baseline)]
     figure = node["properties"]["figures"]["items"]
     assert figure["required"] == [f.name for f in dataclasses.fields(BaselineFigure)]
+
+
+def test_the_page_shows_both_runs_side_by_side(base: Report) -> None:
+    new = copy.deepcopy(base)
+    new.latency_ms.p95 = 13.0
+    BaselineGate(base=base, path=Path("last/report.json"), bounds=parse_bounds("p95:10%"), spec="p95:10%").apply(new)
+    page = html_page(new)
+    section = page[page.index('<div id="baseline">') :]
+    assert "<h2>Against the base run <code>last/report.json</code></h2>" in page
+    assert (
+        "<tr><td>p95</td><td>10.0 ms</td><td>13.0 ms</td><td>+30.0%</td><td>+10% (at most 11.0 ms)</td>"
+        '<td><span class="bad">regressed</span></td>'
+    ) in section
+    assert "<td>peak_memory</td><td>66.0 MiB</td><td>66.0 MiB</td><td>=</td><td></td><td></td>" in section
+
+
+def test_a_page_without_a_baseline_has_no_baseline_section(base: Report) -> None:
+    assert 'id="baseline"' not in html_page(base)
+
+
+def test_the_console_shows_both_runs_side_by_side(base: Report) -> None:
+    new = copy.deepcopy(base)
+    new.requests.rps = base.requests.rps / 2
+    BaselineGate(base=base, path=Path("b.json"), bounds=parse_bounds("rps:-10%"), spec="rps:-10%").apply(new)
+    console = Console(record=True, width=140, color_system=None, force_terminal=False)
+    render_console(new, console)
+    text = console.export_text()
+    assert "Against the base run b.json" in text
+    row = next(line for line in text.splitlines() if line.startswith("│ rps "))
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        "rps",
+        "762.7 req/s",
+        "381.3 req/s",
+        "-50.0%",
+        "-10% (at least 686.4 req/s)",
+        "regressed",
+    ]
+    assert "verdict: FAIL" in text
