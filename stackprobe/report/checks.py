@@ -171,7 +171,8 @@ def _load_check(report: Report) -> Check:
     status: CheckStatus = "fail" if seen else ("inconclusive" if unseen else "pass")
     figures = (
         f"{format_count(requests.total)} requests at {format_number(requests.rps)}/s ({_LOCUST_TOTALS}); "
-        f"load asked: {describe_load(load)}; Locust's CPU {format_number(generator)} % of a core"
+        f"load asked: {describe_load(load)}; Locust's CPU "
+        + ("not measured" if generator is None else f"{generator:.1f} % of a core")
     )
     message = "; ".join([*seen, *unseen, figures])
     return Check(group="load", name="load delivered as asked", status=status, message=message)

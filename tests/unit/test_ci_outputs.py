@@ -230,3 +230,75 @@ def test_a_sweeps_junit_has_a_testcase_per_run_and_its_outcome(tmp_path: Path, s
         "sweep outcome": "failure",
     }
     assert "| mem-64m | **FAIL** | 90 |" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [("found", "passed"), ("none_holds", "failure"), ("uncertain", "error")]
+)
+def test_a_fits_junit_is_one_testcase_for_whether_a_limit_was_found(
+    status: str, outcome: str, tmp_path: Path, schema: xmlschema.XMLSchema
+) -> None:
+    fit = {
+        "kind": "fit",
+        "target": {"project": "p", "service": "app"},
+        "started_at": "2026-11-30T07:31:00+00:00",
+        "duration_s": 300.0,
+        "status": status,
+        "summary": ["lowest limit that held: 72 MiB (3 runs)", "highest that failed: 64 MiB (OOM kill at 12.0 s)"],
+        # A failing limit is the search's evidence, not a failure of the fit.
+        "runs": [{"label": "mem-64m-r1", "verdict": "fail", "reasons": ["1 OOM kill"]}],
+    }
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    write_loop_outputs(_args(tmp_path, command="fit", junit=tmp_path / "junit.xml"), Console(quiet=True), environ={})
+    schema.validate(str(tmp_path / "junit.xml"))
+    cases = _cases(tmp_path / "junit.xml")
+    assert list(cases) == ["fit outcome"]
+    assert _outcome(cases["fit outcome"]) == outcome
+    assert "highest that failed: 64 MiB" in ET.tostring(cases["fit outcome"], encoding="unicode")
+
+
+def test_a_grows_junit_has_a_testcase_per_size(tmp_path: Path, schema: xmlschema.XMLSchema) -> None:
+    grow = {
+        "target": {"project": "p", "service": "app"},
+        "started_at": "2026-11-30T08:00:00+00:00",
+        "duration_s": 40.0,
+        "verdict": "fail",
+        "reasons": ["100k rows: 1 OOM kill"],
+        "points": [
+            {"label": "rows-1k", "verdict": "pass", "reasons": [], "peak_bytes": 60 * 1024**2},
+            {"label": "rows-100k", "verdict": "fail", "reasons": ["1 OOM kill"], "peak_bytes": 128 * 1024**2},
+        ],
+    }
+    (tmp_path / "grow.json").write_text(json.dumps(grow))
+    write_loop_outputs(_args(tmp_path, command="grow", junit=tmp_path / "junit.xml"), Console(quiet=True), environ={})
+    schema.validate(str(tmp_path / "junit.xml"))
+    outcomes = {name: _outcome(case) for name, case in _cases(tmp_path / "junit.xml").items()}
+    assert outcomes == {"run rows-1k": "passed", "run rows-100k": "failure", "grow outcome": "failure"}
+
+
+def test_a_loop_that_left_no_json_writes_no_ci_output(tmp_path: Path) -> None:
+    args = _args(tmp_path, command="sweep", junit=tmp_path / "junit.xml")
+    assert write_loop_outputs(args, Console(quiet=True), environ={}) == []
+    assert not (tmp_path / "junit.xml").exists()
+
+
+def test_the_load_check_fails_on_locusts_own_errors_and_is_in_error_when_the_rate_was_not_delivered(
+    passed: Report, tmp_path: Path
+) -> None:
+    broken = copy.deepcopy(passed)
+    broken.requests.exceptions = 3
+    broken.load.locust_exit_code = 1
+    broken.verdict, broken.reasons = judge(broken)
+    case = _cases(render_junit(broken, tmp_path / "broken.xml"))["load delivered as asked"]
+    assert (
+        case.find("failure")
+        .get("message")
+        .startswith(
+            "3 exceptions raised in the locustfile's tasks (Locust's exceptions table); Locust exited with code 1; "
+        )
+    )
+    short = copy.deepcopy(passed)
+    short.load.arrival_rate, short.load.achieved_rate = 100.0, 60.0
+    short.verdict, short.reasons = judge(short)
+    case = _cases(render_junit(short, tmp_path / "short.xml"))["load delivered as asked"]
+    assert case.find("error").get("message").startswith("60.0 arrivals/s of the 100/s asked")

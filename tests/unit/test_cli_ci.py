@@ -212,3 +212,10 @@ def test_run_applies_the_gate_before_the_report_is_written_and_then_writes_the_c
     failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     assert failed == ["p95 within +10% of the base run", "verdict"]
     assert "CI outputs:" in capsys.readouterr().out
+
+
+def test_sweep_fit_and_grow_take_the_ci_flags() -> None:
+    parser = cli.build_parser()
+    for command in (["sweep", "--memory", "64m,96m"], ["fit", "--memory", "32m..128m"], ["grow", "--rows", "1k"]):
+        args = parser.parse_args([*command, "--junit", "j.xml", "--summary-md", "s.md"])
+        assert (args.junit, args.summary_md) == (Path("j.xml"), Path("s.md"))
