@@ -35,15 +35,17 @@ from stackprobe.spec import UsageError
 LOOP_JSON = {"sweep": "sweep.json", "fit": "fit.json", "grow": "grow.json"}
 
 
-def add_output_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+JUNIT_HELP = (
+    "also write JUnit XML: one testcase per SLO term, limit, OOM kills, restarts, lost writes (and baseline "
+    "figure), failed or in error (inconclusive) with the figure and its source"
+)
+
+
+def add_output_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, junit_help: str = JUNIT_HELP
+) -> None:
     """Add --junit FILE and --summary-md FILE to a command's parser."""
-    parser.add_argument(
-        "--junit",
-        type=Path,
-        metavar="FILE",
-        help="also write JUnit XML: one testcase per SLO term, limit, OOM kills, restarts, lost writes (and "
-        "baseline figure), failed or in error (inconclusive) with the figure and its source",
-    )
+    parser.add_argument("--junit", type=Path, metavar="FILE", help=junit_help)
     parser.add_argument(
         "--summary-md",
         type=Path,

@@ -31,10 +31,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "compare",
         help="compare two runs' report.json figure by figure; fail on a regression beyond the bounds",
         description=(
-            "Show two runs' figures side by side (requests, rps, errors, latency, peak and idle memory, memory "
-            "trend, CPU, OOM kills, restarts, lost writes) and hold NEW to BASE within --max-regression. Each "
-            "argument is a report.json or the folder holding one. The runs must have been made alike: same "
-            "service, users, rate, shape, duration and limits asked."
+            "Show two runs' figures side by side (requests, rps, errors, latency, peak and idle memory,\n"
+            "memory trend, CPU, OOM kills, restarts, lost writes) and hold NEW to BASE within --max-regression.\n"
+            "Each argument is a report.json or the folder holding one. The runs must have been made alike:\n"
+            "same service, users, rate, shape, duration and limits asked. Only the figures are judged, not\n"
+            "NEW's own verdict."
         ),
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -48,7 +49,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="how far each figure may move the worse way: relative (p95:10%%, rps:-10%%) or absolute (p95:+20ms, "
         f'peak_memory:+8MiB, errors:+0.5pp); default "{DEFAULT_MAX_REGRESSION.replace("%", "%%")}"',
     )
-    add_output_arguments(parser)
+    add_output_arguments(
+        parser, junit_help="also write JUnit XML: one testcase per bounded figure, failed when it regressed"
+    )
     parser.set_defaults(handler=handle)
 
 

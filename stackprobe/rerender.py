@@ -23,8 +23,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "report",
         help="render report.html and the console summary again from a run's report.json",
-        description="Read DIR/report.json (or the report.json given), write report.html beside it and print the "
-        "console summary; exit with the report's verdict's code.",
+        description="Read DIR/report.json (or the report.json given), write report.html beside it and print\n"
+        "the console summary; exit with the report's verdict's code.",
         epilog=cli.EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
