@@ -16,6 +16,7 @@ from stackprobe import cli
 from stackprobe.baseline import read_report
 from stackprobe.ci import add_output_arguments, prepare_outputs, write_run_outputs
 from stackprobe.report import render_console, render_html
+from stackprobe.spec import UsageError
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     try:
         render_html(report, html)
     except OSError as exc:
-        raise cli.UsageError(f"{html}: cannot write the page there ({exc.strerror or exc})") from None
+        raise UsageError(f"{html}: cannot write the page there ({exc.strerror or exc})") from None
     render_console(report, console)
     console.print(f"Report: {source}, {html}", highlight=False)
     write_run_outputs(report, args, console, report_html=html)
