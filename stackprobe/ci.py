@@ -82,8 +82,9 @@ def write_run_outputs(
     environ: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write one run's JUnit and Markdown summary as the flags and $GITHUB_STEP_SUMMARY ask; return the files."""
-    suite = junit_suite(report, report_html)
-    return _write(args, console, lambda: suite, lambda: summary_markdown(report, report_html), environ)
+    return _write(
+        args, console, lambda: junit_suite(report, report_html), lambda: summary_markdown(report, report_html), environ
+    )
 
 
 def write_loop_outputs(

@@ -81,9 +81,8 @@ def _limit_checks(report: Report) -> list[Check]:
         f"memory asked {format_bytes(limits.memory_requested_bytes)}, declared "
         f"{format_bytes(limits.memory_declared_bytes)}, applied {format_bytes(limits.memory_applied_bytes)} "
         f"(HostConfig.Memory), swap {format_bytes(limits.memswap_applied_bytes)} (HostConfig.MemorySwap), "
-        f"{format_bytes(limits.memory_cgroup_bytes)} in {version}; CPUs asked "
-        f"{format_number(limits.cpus_requested, 2)}, applied {format_number(limits.cpus_applied, 2)} "
-        "(HostConfig.NanoCpus)"
+        f"{format_bytes(limits.memory_cgroup_bytes)} in {version}; CPUs asked {_cpus(limits.cpus_requested)}, "
+        f"applied {_cpus(limits.cpus_applied)} (HostConfig.NanoCpus)"
     )
     problems = "; ".join(limits.problems)
     checks = [
@@ -108,6 +107,10 @@ def _limit_checks(report: Report) -> list[Check]:
             )
         )
     return checks
+
+
+def _cpus(value: float | None) -> str:
+    return "none" if value is None else format_number(value, 2)
 
 
 def _oom_check(report: Report) -> Check:
