@@ -12,6 +12,7 @@ The stack is torn down first in every case.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import signal
 import sys
@@ -24,6 +25,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackprobe import __version__
+from stackprobe.baseline import DEFAULT_MAX_REGRESSION, gate_from_flags
+from stackprobe.ci import LOOP_JSON, add_output_arguments, prepare_outputs, write_loop_outputs, write_run_outputs
 from stackprobe.load import default_pool_size
 from stackprobe.spec import (
     DEFAULT_SLO,
@@ -42,7 +45,13 @@ if TYPE_CHECKING:
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 # Subcommands beyond run and status, each a module with `add_parser(commands)` (adds its subparser, whose
 # defaults set `handler`) and a handler `(args, console) -> exit code` that raises UsageError/SetupError.
-COMMAND_MODULES: tuple[str, ...] = ("stackprobe.grow", "stackprobe.sweep", "stackprobe.fit")
+COMMAND_MODULES: tuple[str, ...] = (
+    "stackprobe.grow",
+    "stackprobe.sweep",
+    "stackprobe.fit",
+    "stackprobe.compare",
+    "stackprobe.rerender",
+)
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 EXIT_CODES_HELP = """exit codes:
   0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all
@@ -81,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(run)
+    add_baseline_arguments(run)
 
     status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
     status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
@@ -144,6 +154,25 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     verdict.add_argument("--out", "-o", type=Path, default=Path("stackprobe-report"), help="report folder")
     verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")
+    add_output_arguments(verdict)
+
+
+def add_baseline_arguments(run: argparse.ArgumentParser) -> None:
+    """Add `run`'s baseline gate: --baseline BASE.json and --max-regression BOUNDS."""
+    gate = run.add_argument_group("baseline gate (fails the run on a regression against an earlier run)")
+    gate.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="BASE.json",
+        help="an earlier run's report.json (or its folder), made with the same service, load and limits",
+    )
+    gate.add_argument(
+        "--max-regression",
+        metavar="BOUNDS",
+        help="how far each figure may move the worse way, relative (p95:10%%, rps:-10%%) or absolute "
+        f"(p95:+20ms, peak_memory:+8MiB, errors:+0.5pp); default with --baseline: "
+        f'"{DEFAULT_MAX_REGRESSION.replace("%", "%%")}"',
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
@@ -213,9 +242,20 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "status":
             files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
             return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
+        if args.command in LOOP_JSON:
+            prepare_outputs(args)
+            code = int(args.handler(args, console))
+            write_loop_outputs(args, console)
+            return code
         if args.command != "run":
             return int(args.handler(args, console))
-        report = run_probe(spec_from_args(args), console, teardowns)
+        spec = spec_from_args(args)
+        gate = gate_from_flags(args.baseline, args.max_regression, spec)
+        if gate is not None:
+            spec = dataclasses.replace(spec, after_report=gate.apply)
+        prepare_outputs(args)
+        report = run_probe(spec, console, teardowns)
+        write_run_outputs(report, args, console, report_html=spec.out / "report.html")
     except (UsageError, SetupError) as exc:
         # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
         errors.print(f"[bold red]stackprobe:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

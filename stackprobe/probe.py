@@ -275,6 +275,8 @@ def _run(
         started_at=started_at,
         prober_cpu_seconds=_own_cpu_seconds() - cpu_before,
     )
+    if spec.after_report is not None:
+        spec.after_report(report)
     render_json(report, spec.out / "report.json")
     render_html(report, spec.out / "report.html")
     render_console(report, console)

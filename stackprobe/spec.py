@@ -6,6 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackprobe.report.model import Report
 
 SHAPES = ("steady", "ramp", "spike", "step", "soak")
 DEFAULT_SLO = "p95<200ms,errors<1%"
@@ -111,6 +115,9 @@ class RunSpec:
     # sampled and the load starts: a loop of runs prepares the stack here (grow seeds its data). What it
     # raises ends the run, after the teardown, as run_probe's own exception.
     before_load: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
+    # Called as after_report(report) once the run's report is judged, before it is written or printed: the
+    # baseline gate adds the base run beside it and judges it again. What it raises ends the run, no report.
+    after_report: Callable[[Report], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for path in self.compose_files:

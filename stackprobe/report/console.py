@@ -28,7 +28,8 @@ from stackprobe.report.fmt import (
     trend_growth,
     trend_headline,
 )
-from stackprobe.report.model import Failure, LocustException, Report
+from stackprobe.report.model import Baseline, Failure, LocustException, Report
+from stackprobe.report.regression import describe_bound, figure_status, format_change, format_figure
 
 _MAX_ROWS = 10
 _MAX_EVENTS = _MAX_ROWS
@@ -61,6 +62,8 @@ def render_console(report: Report, console: Console | None = None) -> None:
         console.print(_exceptions_table(errors.exceptions))
     if report.slo.checks:
         console.print(_slo_table(report))
+    if report.baseline is not None:
+        console.print(baseline_table(report.baseline))
     if report.problems:
         console.print(_problems(report))
     headline = trend_headline(report)
@@ -255,6 +258,28 @@ def _slo_table(report: Report) -> Table:
     for check in report.slo.checks:
         result = _mark(check.passed, "met", "not met") if check.actual is not None else Text("not measured", "yellow")
         table.add_row(Text(format_check(check)), result)
+    return table
+
+
+def baseline_table(baseline: Baseline) -> Table:
+    """Return this run beside its base run, figure by figure, with each bound and its outcome."""
+    title = Text(f"Against the base run {baseline.path} ({baseline.base_started_at}, {baseline.base_verdict})")
+    table = Table(title=title, title_justify="left")
+    for column in ("figure", "base run", "this run", "change", "allowed", "result"):
+        table.add_column(column, justify="left" if column in ("figure", "allowed", "result") else "right")
+    styles = {"regressed": "bold red", "within": "green", "not measured": "yellow"}
+    for figure in baseline.figures:
+        status = figure_status(figure)
+        table.add_row(
+            figure.metric,
+            format_figure(figure.unit, figure.base),
+            format_figure(figure.unit, figure.new),
+            format_change(figure),
+            Text(describe_bound(figure)),
+            Text(status, style=styles.get(status, "")),
+        )
+    table.caption = f"bounds: {baseline.max_regression}" if baseline.max_regression else None
+    table.caption_justify = "left"
     return table
 
 

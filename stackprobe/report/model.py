@@ -245,6 +245,42 @@ class Slo:
 
 
 @dataclass(kw_only=True)
+class BaselineFigure:
+    """One figure of the base run beside this run's, and the bound it was held to (--baseline).
+
+    `base` and `new` are in `unit` ("ms", "req/s", "%", "bytes", "count", "MiB/min"); None: not measured.
+    `change` is new / base - 1 (0.12 = 12 % higher; None when either is missing or base is 0). `bound` is the
+    change allowed as given in --max-regression ("+10%", "-10%", "+20ms"; None: shown, not held to a bound)
+    and `allowed` the figure it allows (the worst `new` that is no regression). `regressed`: `new` is beyond
+    `allowed`. `source` names where this run's figure comes from, `base_source` the base run's when it differs.
+    """
+
+    metric: str
+    unit: str
+    base: float | None = None
+    new: float | None = None
+    change: float | None = None
+    bound: str | None = None
+    allowed: float | None = None
+    regressed: bool = False
+    source: str = ""
+    base_source: str = ""
+
+
+@dataclass(kw_only=True)
+class Baseline:
+    """The run this one was compared with (--baseline BASE.json), figure by figure, and whether it regressed."""
+
+    path: str = ""
+    max_regression: str = ""
+    base_started_at: str = ""
+    base_project: str = ""
+    base_verdict: Verdict = "pass"
+    figures: list[BaselineFigure] = field(default_factory=list)
+    regressed: bool = False
+
+
+@dataclass(kw_only=True)
 class LoadSeries:
     """Locust's view over time; latency lists hold None where no request finished."""
 
@@ -347,6 +383,8 @@ class Report:
     writes: Writes = field(default_factory=Writes)
     client_errors: ClientErrors = field(default_factory=ClientErrors)
     slo: Slo = field(default_factory=Slo)
+    # The base run this one was held against (--baseline); None: no baseline was given.
+    baseline: Baseline | None = None
     series: Series = field(default_factory=Series)
     cost: Cost = field(default_factory=Cost)
     # What the run could not observe (a cut event stream, an unread cgroup, ...): each makes it inconclusive.

@@ -32,6 +32,7 @@ from stackprobe.report.fmt import (
     trend_headline,
 )
 from stackprobe.report.model import Report
+from stackprobe.report.regression import describe_bound, figure_status, format_change, format_figure
 from stackprobe.report.verdict import INCONCLUSIVE_PREFIX
 
 UPLOT_VERSION = "1.6.32"
@@ -58,6 +59,7 @@ def html_page(report: Report) -> str:
             _clients(report),
             _limits(report),
             _slo(report),
+            _baseline(report),
             _events(report),
             _writes(report),
             _cost(report),
@@ -323,6 +325,36 @@ def _slo(report: Report) -> str:
     )
     table = _table(["metric", "op", "threshold", "actual", "result"], rows)
     return f'<h2>SLO <code>{_e(slo.spec)}</code></h2>\n<div id="slo">{table}</div>'
+
+
+def _baseline(report: Report) -> str:
+    """Return this run beside its base run (--baseline), figure by figure; "" without a baseline."""
+    baseline = report.baseline
+    if baseline is None:
+        return ""
+    classes = {"regressed": "bad", "within": "ok", "not measured": "unseen"}
+    rows = []
+    for figure in baseline.figures:
+        status = figure_status(figure)
+        rows.append(
+            [
+                _e(figure.metric),
+                _e(format_figure(figure.unit, figure.base)),
+                _e(format_figure(figure.unit, figure.new)),
+                _e(format_change(figure)),
+                _e(describe_bound(figure)),
+                f'<span class="{classes[status]}">{_e(status)}</span>' if status else "",
+                _e(figure.source),
+            ]
+        )
+    head = ["figure", "base run", "this run", "change", "allowed", "result", "source (this run)"]
+    table = _table(head, rows)
+    return (
+        f"<h2>Against the base run <code>{_e(baseline.path)}</code></h2>\n"
+        f'<div id="baseline"><p class="muted">base run {_e(baseline.base_project)} from '
+        f"{_e(baseline.base_started_at)}, verdict {_e(baseline.base_verdict)}; bounds "
+        f"<code>{_e(baseline.max_regression)}</code></p>\n{table}</div>"
+    )
 
 
 def _events(report: Report) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from stackprobe.report.fmt import format_check
 from stackprobe.report.model import Report, Verdict
+from stackprobe.report.regression import regression_reasons, unmeasured_reasons
 
 # Locust's own warning fires above 90 % of a core; the same bound on the measured figure.
 GENERATOR_CPU_SATURATED_PERCENT = 90.0
@@ -47,6 +48,7 @@ def failures(report: Report) -> list[str]:
     reasons.extend(
         f"SLO not met: {format_check(c)}" for c in report.slo.checks if not c.passed and c.actual is not None
     )
+    reasons.extend(regression_reasons(report.baseline))
     return reasons
 
 
@@ -63,6 +65,7 @@ def blind_spots(report: Report) -> list[str]:
     if report.requests.total == 0:
         reasons.append("no request was made: the load was not delivered")
     reasons.extend(f"SLO not measured: {format_check(c)}" for c in report.slo.checks if c.actual is None)
+    reasons.extend(unmeasured_reasons(report.baseline))
     writes = report.writes
     if writes.applicable and writes.unverified:
         why = f" ({writes.gave_up})" if writes.gave_up else ""

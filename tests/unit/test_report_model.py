@@ -21,7 +21,7 @@ DATA = Path(__file__).parent / "data"
 CONTRACT_KEYS = [
     "schema_version", "stackprobe_version", "started_at", "finished_at", "duration_s", "target", "load",
     "limits", "requests", "latency_ms", "memory", "cpu", "oom_kills", "oom_kills_source", "oom_events",
-    "restarts", "target_exits", "events", "writes", "client_errors", "slo", "series", "cost", "problems",
+    "restarts", "target_exits", "events", "writes", "client_errors", "slo", "baseline", "series", "cost", "problems",
     "verdict", "reasons",
 ]  # fmt: skip
 
