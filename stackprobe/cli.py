@@ -82,9 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
 
-    status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
-    status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
-    status.add_argument("--project", "-p", help="Compose project name (default: Compose's own)")
+    status = commands.add_parser(
+        "status",
+        help="show the running stacks of a compose file (make up's, run --keep-up's): containers, health, URLs, limits",
+    )
+    status.add_argument(
+        "--compose-file", "-f", action="append", type=Path, help="compose file (repeatable); default: ./compose.yaml …"
+    )
+    status.add_argument(
+        "--project", "-p", help="this Compose project only (default: Compose's own and every run --keep-up left)"
+    )
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(commands)
     return parser
@@ -177,6 +184,23 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     )
 
 
+def _status_files(given: Sequence[Path] | None) -> tuple[Path, ...] | None:
+    """Return the compose files status looks at: those given, else the one here; None when there is none.
+
+    Raises UsageError for a given file that is not one.
+    """
+    for path in given or ():
+        if not path.is_file():
+            what = "is a directory, not a compose file" if path.is_dir() else "not found"
+            raise UsageError(f"compose file {what}: {path}")
+    if given:
+        return tuple(given)
+    try:
+        return (find_compose_file(Path.cwd()),)
+    except UsageError:
+        return None
+
+
 def _teardown_words(teardowns: Sequence[Teardown], keep_up: bool) -> str:
     """Say what became of the stack: torn down only when the teardown said so."""
     if not teardowns:
@@ -202,7 +226,7 @@ def _main(argv: Sequence[str] | None) -> int:
     console = Console(stderr=False)
     errors = Console(stderr=True)
     # Imported here so `stackprobe --help` answers without loading the Docker SDK.
-    from stackprobe.probe import SetupError, run_probe, show_status
+    from stackprobe.probe import SetupError, run_probe
 
     # Without a handler SIGTERM kills the process on the spot and leaves the stack running.
     on_main_thread = threading.current_thread() is threading.main_thread()
@@ -211,8 +235,9 @@ def _main(argv: Sequence[str] | None) -> int:
     keep_up = bool(getattr(args, "keep_up", False))
     try:
         if args.command == "status":
-            files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
-            return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
+            from stackprobe.status import show_status
+
+            return EXIT_PASS if show_status(_status_files(args.compose_file), args.project, console) else EXIT_FAIL
         if args.command != "run":
             return int(args.handler(args, console))
         report = run_probe(spec_from_args(args), console, teardowns)
