@@ -43,6 +43,8 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_TERM
 # Subcommands beyond run and status, each a module with `add_parser(commands)` (adds its subparser, whose
 # defaults set `handler`) and a handler `(args, console) -> exit code` that raises UsageError/SetupError.
 COMMAND_MODULES: tuple[str, ...] = ("stackprobe.grow", "stackprobe.sweep", "stackprobe.fit")
+# The file `locust` loads from the current folder when run without -f; `stackprobe run` does the same.
+LOCUSTFILE = "locustfile.py"
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 EXIT_CODES_HELP = """exit codes:
   0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all
@@ -140,7 +142,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--shape", choices=SHAPES, help="load shape, for a locustfile that offers shapes (default: steady if it does)"
     )
-    load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
+    load.add_argument(
+        "--locustfile",
+        type=Path,
+        help="locustfile or folder (default: ./locustfile.py, as locust finds it; else loadtests/ beside the stack)",
+    )
     load.add_argument(
         "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
     )
@@ -156,7 +162,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
-    locustfile = args.locustfile or compose_files[0].resolve().parent / "loadtests"
+    locustfile = args.locustfile or default_locustfile(Path.cwd(), compose_files[0])
     memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
     # With --rate the users are a pool that takes arrivals: big enough for the rate, all started at once.
     users = args.users if args.users is not None else (default_pool_size(args.rate) if args.rate else 20)
@@ -182,6 +188,25 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         profiles=tuple(args.profile),
         allow_shared_volumes=args.allow_shared_volumes,
     )
+
+
+def default_locustfile(cwd: Path, compose_file: Path) -> Path:
+    """Return the locustfile a run loads when --locustfile is not given.
+
+    `locustfile.py` in the current folder, as `locust` itself finds one when run without -f; else the
+    `loadtests/` folder beside the (first) compose file, as the bundled stack keeps its scenarios.
+    """
+    here = cwd / LOCUSTFILE
+    return here if here.is_file() else compose_file.resolve().parent / "loadtests"
+
+
+def locustfile_origin(given: Path | None, used: Path, cwd: Path) -> str:
+    """Say in words why a run loads `used`: the flag, the current folder's locustfile.py, or the default."""
+    if given is not None:
+        return "--locustfile"
+    if used == cwd / LOCUSTFILE:
+        return f"{LOCUSTFILE} in the current folder, as locust picks it; --locustfile to choose another"
+    return f"the default: no {LOCUSTFILE} here, so loadtests/ beside the compose file"
 
 
 def _status_files(given: Sequence[Path] | None) -> tuple[Path, ...] | None:
@@ -240,7 +265,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return EXIT_PASS if show_status(_status_files(args.compose_file), args.project, console) else EXIT_FAIL
         if args.command != "run":
             return int(args.handler(args, console))
-        report = run_probe(spec_from_args(args), console, teardowns)
+        spec = spec_from_args(args)
+        origin = locustfile_origin(args.locustfile, spec.locustfile, Path.cwd())
+        console.print(f"Locustfile: {spec.locustfile} ({origin})", markup=False, highlight=False, soft_wrap=True)
+        report = run_probe(spec, console, teardowns)
     except (UsageError, SetupError) as exc:
         # The message may quote Compose or a Dockerfile verbatim: never read it as rich markup.
         errors.print(f"[bold red]stackprobe:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
