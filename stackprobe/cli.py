@@ -163,6 +163,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
     locustfile = args.locustfile or default_locustfile(Path.cwd(), compose_files[0])
+    if args.locustfile is None and not locustfile.exists() and compose_files[0].is_file():
+        raise UsageError(f"no locustfile: neither {Path.cwd() / LOCUSTFILE} nor {locustfile} exists; give --locustfile")
     memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
     # With --rate the users are a pool that takes arrivals: big enough for the rate, all started at once.
     users = args.users if args.users is not None else (default_pool_size(args.rate) if args.rate else 20)

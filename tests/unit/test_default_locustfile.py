@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from stackprobe import probe
-from stackprobe.cli import EXIT_PASS, build_parser, main, spec_from_args
+from stackprobe.cli import EXIT_PASS, EXIT_USAGE, build_parser, main, spec_from_args
 from stackprobe.spec import RunSpec
 
 COMPOSE = "services:\n  app:\n    image: example\n"
@@ -50,6 +50,18 @@ def test_a_compose_file_elsewhere_does_not_hide_the_current_folders_locustfile(
     elsewhere.write_text(COMPOSE)
     (project / "locustfile.py").write_text("")
     assert _spec("--compose-file", str(elsewhere)).locustfile == project / "locustfile.py"
+
+
+def test_with_neither_default_locustfile_the_message_names_both_places(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "loadtests" / "scenario.py").unlink()
+    (project / "loadtests").rmdir()
+    assert main(["run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "locustfile.py" in err
+    assert str(project / "loadtests") in err
+    assert "--locustfile" in err
 
 
 @pytest.mark.parametrize(
