@@ -52,6 +52,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stackprobe.compare",
     "stackprobe.rerender",
 )
+# The file `locust` loads from the current folder when run without -f; `stackprobe run` does the same.
+LOCUSTFILE = "locustfile.py"
 EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 EXIT_CODES_HELP = """exit codes:
   0    pass: SLO held; no OOM kill, restart or lost write; limit in force; the run saw it all
@@ -92,9 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     add_baseline_arguments(run)
 
-    status = commands.add_parser("status", help="show a running stack's containers, health, URL and limits")
-    status.add_argument("--compose-file", "-f", action="append", type=Path, help="compose file (repeatable)")
-    status.add_argument("--project", "-p", help="Compose project name (default: Compose's own)")
+    status = commands.add_parser(
+        "status",
+        help="show the running stacks of a compose file (make up's, run --keep-up's): containers, health, URLs, limits",
+    )
+    status.add_argument(
+        "--compose-file", "-f", action="append", type=Path, help="compose file (repeatable); default: ./compose.yaml …"
+    )
+    status.add_argument(
+        "--project", "-p", help="this Compose project only (default: Compose's own and every run --keep-up left)"
+    )
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(commands)
     return parser
@@ -143,7 +152,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--shape", choices=SHAPES, help="load shape, for a locustfile that offers shapes (default: steady if it does)"
     )
-    load.add_argument("--locustfile", type=Path, help="locustfile or folder (default: loadtests/ beside the stack)")
+    load.add_argument(
+        "--locustfile",
+        type=Path,
+        help="locustfile or folder (default: ./locustfile.py, as locust finds it; else loadtests/ beside the stack)",
+    )
     load.add_argument(
         "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
     )
@@ -178,7 +191,9 @@ def add_baseline_arguments(run: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
-    locustfile = args.locustfile or compose_files[0].resolve().parent / "loadtests"
+    locustfile = args.locustfile or default_locustfile(Path.cwd(), compose_files[0])
+    if args.locustfile is None and not locustfile.exists() and compose_files[0].is_file():
+        raise UsageError(f"no locustfile: neither {Path.cwd() / LOCUSTFILE} nor {locustfile} exists; give --locustfile")
     memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
     # With --rate the users are a pool that takes arrivals: big enough for the rate, all started at once.
     users = args.users if args.users is not None else (default_pool_size(args.rate) if args.rate else 20)
@@ -206,6 +221,42 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     )
 
 
+def default_locustfile(cwd: Path, compose_file: Path) -> Path:
+    """Return the locustfile a run loads when --locustfile is not given.
+
+    `locustfile.py` in the current folder, as `locust` itself finds one when run without -f; else the
+    `loadtests/` folder beside the (first) compose file, as the bundled stack keeps its scenarios.
+    """
+    here = cwd / LOCUSTFILE
+    return here if here.is_file() else compose_file.resolve().parent / "loadtests"
+
+
+def locustfile_origin(given: Path | None, used: Path, cwd: Path) -> str:
+    """Say in words why a run loads `used`: the flag, the current folder's locustfile.py, or the default."""
+    if given is not None:
+        return "--locustfile"
+    if used == cwd / LOCUSTFILE:
+        return f"{LOCUSTFILE} in the current folder, as locust picks it; --locustfile to choose another"
+    return f"the default: no {LOCUSTFILE} here, so loadtests/ beside the compose file"
+
+
+def _status_files(given: Sequence[Path] | None) -> tuple[Path, ...] | None:
+    """Return the compose files status looks at: those given, else the one here; None when there is none.
+
+    Raises UsageError for a given file that is not one.
+    """
+    for path in given or ():
+        if not path.is_file():
+            what = "is a directory, not a compose file" if path.is_dir() else "not found"
+            raise UsageError(f"compose file {what}: {path}")
+    if given:
+        return tuple(given)
+    try:
+        return (find_compose_file(Path.cwd()),)
+    except UsageError:
+        return None
+
+
 def _teardown_words(teardowns: Sequence[Teardown], keep_up: bool) -> str:
     """Say what became of the stack: torn down only when the teardown said so."""
     if not teardowns:
@@ -231,7 +282,7 @@ def _main(argv: Sequence[str] | None) -> int:
     console = Console(stderr=False)
     errors = Console(stderr=True)
     # Imported here so `stackprobe --help` answers without loading the Docker SDK.
-    from stackprobe.probe import SetupError, run_probe, show_status
+    from stackprobe.probe import SetupError, run_probe
 
     # Without a handler SIGTERM kills the process on the spot and leaves the stack running.
     on_main_thread = threading.current_thread() is threading.main_thread()
@@ -240,8 +291,9 @@ def _main(argv: Sequence[str] | None) -> int:
     keep_up = bool(getattr(args, "keep_up", False))
     try:
         if args.command == "status":
-            files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
-            return EXIT_PASS if show_status(files, args.project, console) else EXIT_FAIL
+            from stackprobe.status import show_status
+
+            return EXIT_PASS if show_status(_status_files(args.compose_file), args.project, console) else EXIT_FAIL
         if args.command in LOOP_JSON:
             prepare_outputs(args)
             code = int(args.handler(args, console))
@@ -253,6 +305,8 @@ def _main(argv: Sequence[str] | None) -> int:
         gate = gate_from_flags(args.baseline, args.max_regression, spec)
         if gate is not None:
             spec = dataclasses.replace(spec, after_report=gate.apply)
+        origin = locustfile_origin(args.locustfile, spec.locustfile, Path.cwd())
+        console.print(f"Locustfile: {spec.locustfile} ({origin})", markup=False, highlight=False, soft_wrap=True)
         prepare_outputs(args)
         report = run_probe(spec, console, teardowns)
         write_run_outputs(report, args, console, report_html=spec.out / "report.html")

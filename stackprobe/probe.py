@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import resource
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +17,6 @@ import docker
 import docker.errors
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from stackprobe import __version__
@@ -632,50 +631,6 @@ def _compose_model(stack: Stack) -> dict[str, Any]:
         return stack.config()
     except ComposeError as exc:
         raise SetupError(f"Compose rejects the stack: {exc.stderr}") from None
-
-
-def show_status(compose_files: Sequence[Path], project: str | None, console: Console) -> bool:
-    """Print a running stack's containers, health, URLs and limits; return whether the limits are in force."""
-    stack = Stack(compose_files, project=project)
-    model = _compose_model(stack)
-    stack.project = model["name"]
-    with _client() as client:
-        table = Table(title=f"Compose project {stack.project}")
-        for column in ("service", "state", "URL", "memory declared", "applied", "swap", "in force"):
-            table.add_column(column)
-        all_in_force = True
-        ids = stack.container_ids()
-        if not ids:
-            console.print(f"No container of project {stack.project} is running (try `make up`).")
-            return False
-        for container in sorted((client.containers.get(i) for i in ids), key=lambda c: c.name):
-            service = container.labels.get("com.docker.compose.service", "?")
-            declared = declared_limits(model["services"].get(service, {}))
-            state = container.attrs["State"]
-            health = (state.get("Health") or {}).get("Status")
-            urls = [
-                f"http://{b['HostIp']}:{b['HostPort']}"
-                for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values()
-                for b in bindings or []
-            ]
-            applied = read_applied_limits(client, container)
-            matches, problems = compare_limits(declared.memory_bytes, declared.cpus, applied)
-            if declared.memory_bytes is None:
-                verdict = "no limit declared"
-            else:
-                verdict = "yes" if matches else "NO: " + "; ".join(problems)
-                all_in_force &= matches
-            table.add_row(
-                service,
-                state["Status"] + (f" ({health})" if health else ""),
-                ", ".join(urls) or "-",
-                format_bytes(declared.memory_bytes) if declared.memory_bytes else "-",
-                format_bytes(applied.memory_bytes) if applied.memory_bytes else "unlimited",
-                format_bytes(applied.memswap_bytes) if applied.memswap_bytes else "unlimited",
-                verdict,
-            )
-        console.print(table)
-    return all_in_force
 
 
 @contextmanager

@@ -12,10 +12,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
+import requests
 
 from stackprobe.stack import free_ports
+from tests.http_session import Session
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DIR = ROOT / "services" / "users"
@@ -59,7 +60,7 @@ class LiveService:
         """Poll `path` until it answers 200; fail with the service's output at the deadline or if it exits."""
         deadline = time.monotonic() + timeout_s
         last = "no answer yet"
-        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+        with Session(self.url, timeout_s=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(
@@ -68,7 +69,7 @@ class LiveService:
                     )
                 try:
                     response = client.get(path)
-                except httpx.TransportError as exc:
+                except requests.RequestException as exc:
                     last = f"{type(exc).__name__}: {exc}"
                 else:
                     if response.status_code == 200:

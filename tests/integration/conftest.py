@@ -6,6 +6,7 @@ service itself as production runs it (`python -m users.server`: Granian).
 - `live_service_url`: the real service (Granian, its production settings) on a free 127.0.0.1 port, for the
   whole session, on a database of its own so per-test cleaning never pulls rows from under it.
 - `make_database`: a fresh, empty database in the same container, for tests that need their own.
+- `http`: the test module's HTTP client (tests.http_session.Session: requests, with a timeout always set).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from users import create_app
 from users.db import init_db
 
 from stackprobe.stack import free_ports
+from tests.http_session import Session
 from tests.integration._service import LiveService, running_service
 
 # Durability is not under test here; without fsync, bulk inserts and container start are faster.
@@ -131,6 +133,13 @@ def live_service(
 def live_service_url(live_service: LiveService) -> str:
     """The base URL (http://127.0.0.1:PORT) of the service run for the session."""
     return live_service.url
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[Session]:
+    """One requests Session for the test module (full URLs, 15 s timeout), closed after it."""
+    with Session() as session:
+        yield session
 
 
 @pytest.hookimpl(wrapper=True)

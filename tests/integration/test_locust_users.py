@@ -12,12 +12,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from tests.http_session import Session
 
 pytestmark = pytest.mark.integration
 
@@ -101,18 +103,24 @@ def assert_no_failures(run: LocustRun) -> dict[tuple[str, str], dict[str, str]]:
     return stats
 
 
-def assert_every_write_stored(url: str, writes: list[dict[str, Any]]) -> None:
+@pytest.fixture(scope="module")
+def http(live_service_url: str) -> Iterator[Session]:
+    """The module's HTTP client, paths resolved against the live service (10 s timeout)."""
+    with Session(live_service_url, timeout_s=10) as session:
+        yield session
+
+
+def assert_every_write_stored(http: Session, writes: list[dict[str, Any]]) -> None:
     """GET every acknowledged location back and compare it with what the service acknowledged."""
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for write in writes:
-            response = client.get(write["location"])
-            assert response.status_code == 200, write
-            body = response.json()
-            assert {key: body.get(key) for key in write["expect"]} == write["expect"]
+    for write in writes:
+        response = http.get(write["location"])
+        assert response.status_code == 200, write
+        body = response.json()
+        assert {key: body.get(key) for key in write["expect"]} == write["expect"]
 
 
 def test_users_traffic_runs_without_failures_and_every_acknowledged_write_is_stored(
-    live_service_url: str, tmp_path: Path
+    live_service_url: str, tmp_path: Path, http: Session
 ) -> None:
     run = run_locust(live_service_url, tmp_path, "-u", "10", "-r", "10", run_time=8)
 
@@ -126,10 +134,12 @@ def test_users_traffic_runs_without_failures_and_every_acknowledged_write_is_sto
     writes = run.writes()
     assert len(writes) == run.summary_count("POST", "/users")
     assert all(write["location"] == f"/users/{write['expect']['id']}" for write in writes)
-    assert_every_write_stored(live_service_url, writes)
+    assert_every_write_stored(http, writes)
 
 
-def test_worker_processes_append_whole_lines_to_one_write_log(live_service_url: str, tmp_path: Path) -> None:
+def test_worker_processes_append_whole_lines_to_one_write_log(
+    live_service_url: str, tmp_path: Path, http: Session
+) -> None:
     run = run_locust(live_service_url, tmp_path, "-u", "10", "-r", "10", "--processes", "2", run_time=8)
 
     assert_no_failures(run)
@@ -138,7 +148,7 @@ def test_worker_processes_append_whole_lines_to_one_write_log(live_service_url: 
     assert len(ids) > 100
     assert len(set(ids)) == len(ids)
     assert len(writes) == run.summary_count("POST", "/users")
-    assert_every_write_stored(live_service_url, writes)
+    assert_every_write_stored(http, writes)
 
 
 def test_no_write_log_is_kept_when_the_variable_is_unset(live_service_url: str, tmp_path: Path) -> None:
@@ -148,7 +158,9 @@ def test_no_write_log_is_kept_when_the_variable_is_unset(live_service_url: str, 
     assert not (tmp_path / "writes.jsonl").exists()
 
 
-def test_step_shape_climbs_to_max_users_while_the_slo_holds(live_service_url: str, tmp_path: Path) -> None:
+def test_step_shape_climbs_to_max_users_while_the_slo_holds(
+    live_service_url: str, tmp_path: Path, http: Session
+) -> None:
     env = {"LOCUST_SHAPE": "step", "LOCUST_SLO": "errors<1%,p99<5s", "LOCUST_STEP_USERS": "2", "LOCUST_STEP_TIME": "3s"}
     run = run_locust(live_service_url, tmp_path, "-u", "4", "-r", "10", env=env, run_time=60)
 
@@ -159,7 +171,7 @@ def test_step_shape_climbs_to_max_users_while_the_slo_holds(live_service_url: st
     assert all(step["passed"] and step["requests"] > 0 for step in result["steps"])
     assert result["last_passing_users"] == 4
     assert run.seconds < 40
-    assert_every_write_stored(live_service_url, run.writes())
+    assert_every_write_stored(http, run.writes())
 
 
 def test_step_shape_stops_at_the_first_step_that_breaks_the_slo(live_service_url: str, tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
 from users.cursors import encode_cursor
 
+from tests.http_session import Session
 from tests.integration._service import LiveService, running_service
 
 pytestmark = pytest.mark.integration
@@ -80,20 +80,28 @@ def service_rss(service: LiveService) -> int:
     return sum(process.memory_info().rss for process in [master, *master.children()])
 
 
-def test_service_memory_stays_flat_while_walking_a_large_table(large_service: tuple[LiveService, Engine]) -> None:
+@pytest.fixture(scope="module")
+def http(large_service: tuple[LiveService, Engine]) -> Iterator[Session]:
+    """The module's HTTP client, paths resolved against the large service; 30 s for a page of a large table."""
+    with Session(large_service[0].url, timeout_s=30) as session:
+        yield session
+
+
+def test_service_memory_stays_flat_while_walking_a_large_table(
+    large_service: tuple[LiveService, Engine], http: Session
+) -> None:
     service, _ = large_service
-    with httpx.Client(base_url=service.url, timeout=30) as client:
-        for _ in range(50):  # every worker and thread warmed up: pools filled, statements prepared
-            assert client.get("/users?limit=500").status_code == 200
-        before = service_rss(service)
-        seen = 0
-        url: str | None = "/users?limit=500"
-        while url:
-            page = client.get(url).json()
-            seen += len(page["items"])
-            url = page["next"]
-        for _ in range(100):
-            assert client.get("/users?limit=500").status_code == 200
-        after = service_rss(service)
+    for _ in range(50):  # every worker and thread warmed up: pools filled, statements prepared
+        assert http.get("/users?limit=500").status_code == 200
+    before = service_rss(service)
+    seen = 0
+    url: str | None = "/users?limit=500"
+    while url:
+        page = http.get(url).json()
+        seen += len(page["items"])
+        url = page["next"]
+    for _ in range(100):
+        assert http.get("/users?limit=500").status_code == 200
+    after = service_rss(service)
     assert seen == LARGE
     assert after - before < 8 * MIB, f"RSS grew by {(after - before) / MIB:.1f} MiB walking {LARGE} rows"

@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
+import requests
 from testcontainers.community.postgres import PostgresContainer
 
+from tests.http_session import Session
 from tests.integration._service import LiveService, running_service
 from tests.integration.conftest import postgres_container
 
@@ -41,7 +42,7 @@ def start_database(container: PostgresContainer) -> None:
     container.get_wrapped_container().start()
 
 
-def assert_unavailable(response: httpx.Response) -> None:
+def assert_unavailable(response: requests.Response) -> None:
     """Check a response is the JSON 503 of a database outage."""
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "database_unavailable"
@@ -54,23 +55,22 @@ def processes(service: LiveService) -> set[int]:
 
 
 def test_service_started_before_its_database_serves_once_the_database_is_up(
-    outage_postgres: PostgresContainer, tmp_path: Path
+    outage_postgres: PostgresContainer, http: Session, tmp_path: Path
 ) -> None:
     url = outage_postgres.get_connection_url()  # asks the engine for the port: only while running
     stop_database(outage_postgres)
     try:
         with running_service(url, tmp_path / "service.log", wait_path="/healthz") as service:
             started = processes(service)
-            with httpx.Client(base_url=service.url, timeout=15) as client:
-                assert client.get("/healthz").json() == {"status": "ok"}
-                assert_unavailable(client.get("/readyz"))
-                assert_unavailable(client.post("/users", json={"name": "too early"}))
-                assert_unavailable(client.get("/users"))
-                start_database(outage_postgres)
-                service.wait_ready(timeout_s=RECOVERY_DEADLINE_S)
-                created = client.post("/users", json={"name": "on time"})
-                assert created.status_code == 201
-                assert client.get(created.headers["Location"]).json()["name"] == "on time"
+            assert http.get(f"{service.url}/healthz").json() == {"status": "ok"}
+            assert_unavailable(http.get(f"{service.url}/readyz"))
+            assert_unavailable(http.post(f"{service.url}/users", json={"name": "too early"}))
+            assert_unavailable(http.get(f"{service.url}/users"))
+            start_database(outage_postgres)
+            service.wait_ready(timeout_s=RECOVERY_DEADLINE_S)
+            created = http.post(f"{service.url}/users", json={"name": "on time"})
+            assert created.status_code == 201
+            assert http.get(service.url + created.headers["Location"]).json()["name"] == "on time"
             assert processes(service) == started, "the service restarted a process instead of recovering"
             assert "Traceback" not in service.output()
     finally:
@@ -78,39 +78,38 @@ def test_service_started_before_its_database_serves_once_the_database_is_up(
 
 
 def test_database_restart_gives_503s_then_the_service_recovers_by_itself(
-    outage_postgres: PostgresContainer, tmp_path: Path
+    outage_postgres: PostgresContainer, http: Session, tmp_path: Path
 ) -> None:
     with running_service(outage_postgres.get_connection_url(), tmp_path / "service.log") as service:
         started = processes(service)
-        with httpx.Client(base_url=service.url, timeout=15) as client:
-            before = client.post("/users", json={"name": "before the outage"})
-            assert before.status_code == 201
-            for _ in range(20):  # every pooled connection in use recently, as under load
-                assert client.get("/users").status_code == 200
+        before = http.post(f"{service.url}/users", json={"name": "before the outage"})
+        assert before.status_code == 201
+        for _ in range(20):  # every pooled connection in use recently, as under load
+            assert http.get(f"{service.url}/users").status_code == 200
 
-            stop_database(outage_postgres)
-            try:
-                assert client.get("/healthz").status_code == 200
-                for _ in range(10):
-                    assert_unavailable(client.post("/users", json={"name": "during the outage"}))
-                    assert_unavailable(client.get("/users"))
-                assert_unavailable(client.get("/readyz"))
-            finally:
-                start_database(outage_postgres)
+        stop_database(outage_postgres)
+        try:
+            assert http.get(f"{service.url}/healthz").status_code == 200
+            for _ in range(10):
+                assert_unavailable(http.post(f"{service.url}/users", json={"name": "during the outage"}))
+                assert_unavailable(http.get(f"{service.url}/users"))
+            assert_unavailable(http.get(f"{service.url}/readyz"))
+        finally:
+            start_database(outage_postgres)
 
-            statuses: Counter[int] = Counter()
-            deadline = time.monotonic() + RECOVERY_DEADLINE_S
-            while True:
-                response = client.post("/users", json={"name": "after the outage"})
-                statuses[response.status_code] += 1
-                if response.status_code == 201:
-                    break
-                assert_unavailable(response)
-                assert time.monotonic() < deadline, f"no recovery within {RECOVERY_DEADLINE_S} s: {statuses}"
-                time.sleep(0.2)
-            for _ in range(20):
-                assert client.get("/users").status_code == 200
-            assert client.get(before.headers["Location"]).json() == before.json()
+        statuses: Counter[int] = Counter()
+        deadline = time.monotonic() + RECOVERY_DEADLINE_S
+        while True:
+            response = http.post(f"{service.url}/users", json={"name": "after the outage"})
+            statuses[response.status_code] += 1
+            if response.status_code == 201:
+                break
+            assert_unavailable(response)
+            assert time.monotonic() < deadline, f"no recovery within {RECOVERY_DEADLINE_S} s: {statuses}"
+            time.sleep(0.2)
+        for _ in range(20):
+            assert http.get(f"{service.url}/users").status_code == 200
+        assert http.get(service.url + before.headers["Location"]).json() == before.json()
         assert set(statuses) <= {201, 503}
         assert processes(service) == started, "the service restarted a process instead of recovering"
         assert "Traceback" not in service.output()
@@ -131,22 +130,22 @@ def wait_for_database(url: str, timeout_s: float = RECOVERY_DEADLINE_S) -> None:
 
 
 def test_restart_while_the_service_idles_is_invisible_to_its_next_requests(
-    outage_postgres: PostgresContainer, tmp_path: Path
+    outage_postgres: PostgresContainer, http: Session, tmp_path: Path
 ) -> None:
     url = outage_postgres.get_connection_url()
     env = {"DB_PING_AFTER_IDLE_S": "1"}
     with running_service(url, tmp_path / "service.log", env=env) as service:
-        with httpx.Client(base_url=service.url, timeout=15) as client:
-            for _ in range(40):  # fill every worker's pool
-                assert client.get("/users").status_code == 200
-            last_request = time.monotonic()
-            stop_database(outage_postgres)
-            start_database(outage_postgres)
-            wait_for_database(url)
-            # The behaviour under test: connections idle past DB_PING_AFTER_IDLE_S are checked before use.
-            time.sleep(max(0.0, last_request + 1.5 - time.monotonic()))
-            statuses = Counter(
-                client.post("/users", json={"name": f"after a quiet restart {i}"}).status_code for i in range(20)
-            )
-            statuses.update(client.get("/users").status_code for _ in range(20))
+        for _ in range(40):  # fill every worker's pool
+            assert http.get(f"{service.url}/users").status_code == 200
+        last_request = time.monotonic()
+        stop_database(outage_postgres)
+        start_database(outage_postgres)
+        wait_for_database(url)
+        # The behaviour under test: connections idle past DB_PING_AFTER_IDLE_S are checked before use.
+        time.sleep(max(0.0, last_request + 1.5 - time.monotonic()))
+        statuses = Counter(
+            http.post(f"{service.url}/users", json={"name": f"after a quiet restart {i}"}).status_code
+            for i in range(20)
+        )
+        statuses.update(http.get(f"{service.url}/users").status_code for _ in range(20))
         assert statuses == Counter({201: 20, 200: 20})

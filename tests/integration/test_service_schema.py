@@ -7,11 +7,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from users.db import init_db
 
+from tests.http_session import Session
 from tests.integration._service import running_service
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,8 @@ def test_several_workers_meeting_an_empty_database_at_once_all_serve(
     with running_service(make_database("workers"), tmp_path / "service.log", env=env, wait_path="/healthz") as service:
 
         def create(i: int) -> int:
-            with httpx.Client(base_url=service.url, timeout=30) as client:
+            # A Session of its own for each request: this is the start of 64 clients at once.
+            with Session(service.url, timeout_s=30) as client:
                 return client.post("/users", json={"name": f"first {i}"}).status_code
 
         with ThreadPoolExecutor(max_workers=32) as pool:

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import docker
-import httpx
 import pytest
 from docker.models.containers import Container
 
 from stackprobe.stack import ServiceOverride, Stack, unique_project_name
 from tests.conftest import ROOT
+from tests.http_session import Session
 
 
 @dataclass
@@ -61,8 +61,8 @@ def bundled_stack() -> Iterator[BundledStack]:
         )
 
 
-@pytest.fixture
-def app_client(bundled_stack: BundledStack) -> Iterator[httpx.Client]:
-    """An HTTP client for the users service of the bundled stack."""
-    with httpx.Client(base_url=bundled_stack.app_url, timeout=10) as client:
-        yield client
+@pytest.fixture(scope="module")
+def http(bundled_stack: BundledStack) -> Iterator[Session]:
+    """The test module's HTTP client (10 s timeout): paths go to the users service, full URLs anywhere."""
+    with Session(bundled_stack.app_url, timeout_s=10) as session:
+        yield session

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Iterator
+
 import pytest
 
+from tests.http_session import Session
 from tests.stack.conftest import BundledStack
 
 pytestmark = pytest.mark.stack
@@ -30,25 +32,32 @@ def large_table(bundled_stack: BundledStack) -> int:
     return int(result.output.decode().split()[-1])
 
 
-def test_walking_every_page_of_a_large_table_sees_each_row_once(bundled_stack: BundledStack, large_table: int) -> None:
+@pytest.fixture(scope="module")
+def http(bundled_stack: BundledStack) -> Iterator[Session]:
+    """The module's HTTP client for the users service; 30 s for a page of a large table."""
+    with Session(bundled_stack.app_url, timeout_s=30) as session:
+        yield session
+
+
+def test_walking_every_page_of_a_large_table_sees_each_row_once(http: Session, large_table: int) -> None:
     seen: set[int] = set()
     url: str | None = "/users?limit=500"
-    with httpx.Client(base_url=bundled_stack.app_url, timeout=30) as client:
-        while url:
-            response = client.get(url)
-            assert response.status_code == 200
-            page = response.json()
-            ids = [item["id"] for item in page["items"]]
-            assert not seen.intersection(ids)
-            seen.update(ids)
-            url = page["next"]
+    while url:
+        response = http.get(url)
+        assert response.status_code == 200
+        page = response.json()
+        ids = [item["id"] for item in page["items"]]
+        assert not seen.intersection(ids)
+        seen.update(ids)
+        url = page["next"]
     assert len(seen) == large_table >= ROWS
 
 
-def test_large_table_never_pushes_the_app_to_its_limit(bundled_stack: BundledStack, large_table: int) -> None:
-    with httpx.Client(base_url=bundled_stack.app_url, timeout=30) as client:
-        for _ in range(200):
-            assert client.get("/users", params={"limit": 500}).status_code == 200
+def test_large_table_never_pushes_the_app_to_its_limit(
+    bundled_stack: BundledStack, http: Session, large_table: int
+) -> None:
+    for _ in range(200):
+        assert http.get("/users", params={"limit": 500}).status_code == 200
     app = bundled_stack.container("app")
     assert app.attrs["State"]["OOMKilled"] is False
     assert app.attrs["RestartCount"] == 0
