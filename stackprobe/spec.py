@@ -6,6 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stackprobe.faults import FaultSchedule
 
 SHAPES = ("steady", "ramp", "spike", "step", "soak")
 DEFAULT_SLO = "p95<200ms,errors<1%"
@@ -111,6 +115,9 @@ class RunSpec:
     # sampled and the load starts: a loop of runs prepares the stack here (grow seeds its data). What it
     # raises ends the run, after the teardown, as run_probe's own exception.
     before_load: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
+    # Faults acted on during the load (--fault, --faults), with the kill signal and the recovery allowance;
+    # None: none. Checked against the load's length here, against the compose model once it is read.
+    faults: FaultSchedule | None = None
 
     def __post_init__(self) -> None:
         for path in self.compose_files:
@@ -135,6 +142,8 @@ class RunSpec:
             raise UsageError("--duration must be at least 1s")
         if self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise UsageError("--warmup must be shorter than --duration")
+        if self.faults:
+            self.faults.check_fits(self.duration_s)
         if self.cpus is not None and self.cpus <= 0:
             raise UsageError("--cpus must be above 0")
         if self.url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.url):
