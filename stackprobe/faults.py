@@ -35,6 +35,7 @@ restore or to a size not below it.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import signal as signals
 import threading
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stackprobe.cgroup import locate_on_host
 from stackprobe.report.model import FaultRecord, Report
 from stackprobe.spec import UsageError, parse_bytes, parse_duration
 
@@ -354,6 +356,8 @@ class FaultOutcome:
     limit_before_bytes: int | None = None
     memswap_before_bytes: int | None = None
     refused: bool = False
+    # How a kill's signal was sent: "host" (to PID 1 from the engine's host) or "engine" (docker kill).
+    sent_via: str | None = None
     # Engine endpoint settings of each container's networks, by container id then network name (disconnect).
     _networks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     _active: bool = field(default=False, repr=False)
@@ -505,7 +509,7 @@ class FaultExecutor:
         fault = outcome.fault
         for container in containers:
             if fault.action == "kill":
-                container.kill(signal=self._schedule.signal)
+                outcome.sent_via = self._kill(container)
             elif fault.action == "restart":
                 container.restart()
             elif fault.action == "stop":
@@ -522,6 +526,25 @@ class FaultExecutor:
                 if outcome.limit_before_bytes is None:
                     raise _FaultError(f"{container.name} has no memory limit to restore afterwards")
                 container.update(mem_limit=fault.size_bytes, memswap_limit=fault.size_bytes)
+
+    def _kill(self, container: Container) -> str:
+        """Send the kill signal to the container's PID 1 from the engine's host where it is visible ("host").
+
+        The engine takes a `docker kill` as a stop asked for: it marks the container to exit for good, and
+        no restart policy applies. A signal from the host reaches PID 1 as a crash or the OOM killer would,
+        and the restart policy decides what follows. Where the engine's processes are not visible here (a
+        VM, another host), the signal goes through the engine ("engine").
+        """
+        container.reload()
+        pid = int((container.attrs.get("State") or {}).get("Pid") or 0)
+        if locate_on_host(pid, container_id=container.id) is not None:
+            try:
+                os.kill(pid, signals.Signals[self._schedule.signal])
+                return "host"
+            except PermissionError:
+                pass
+        container.kill(signal=self._schedule.signal)
+        return "engine"
 
     def _disconnect(self, outcome: FaultOutcome, container: Container) -> None:
         container.reload()
@@ -587,6 +610,7 @@ def fault_records(outcomes: Sequence[FaultOutcome], schedule: FaultSchedule, rep
             at=fault.at_s,
             for_=fault.for_s,
             signal=schedule.signal if fault.action == "kill" else None,
+            sent_via=outcome.sent_via,  # type: ignore[arg-type]
             size_bytes=fault.size_bytes,
             done=outcome.done,
             error=outcome.error,

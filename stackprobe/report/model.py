@@ -262,7 +262,9 @@ class FaultRecord:
     """One fault of the schedule and what became of it; times in seconds on the run's axis.
 
     at, for_ (JSON "for"): as scheduled (for: None for kill and restart, or a fault lasting to the load's
-    end); signal: what a kill sent; size_bytes: a squeeze's limit. done: carried out and, for a lasting
+    end); signal: what a kill sent; sent_via: how, "host" (to PID 1 from the engine's host, as a crash or the
+    OOM killer: the restart policy decides what follows) or "engine" (`docker kill`, which the engine takes
+    as a stop: no restart policy applies); size_bytes: a squeeze's limit. done: carried out and, for a lasting
     fault, undone; error: why not, in the engine's words. started, ended: when it was sent and when it was
     over (undone, or the engine's answer to kill/restart); undone_by: "schedule", "load end" or
     "interrupted". kernel: what a squeeze met, "refused" (the engine would not lower the limit: cgroup v1
@@ -275,6 +277,7 @@ class FaultRecord:
     at: float
     for_: float | None = field(default=None, metadata={"json": "for"})
     signal: str | None = None
+    sent_via: Literal["host", "engine"] | None = None
     size_bytes: int | None = None
     done: bool = False
     error: str | None = None
