@@ -439,7 +439,7 @@ class FaultExecutor:
             outcome.error = f"not done: {first} first"
             return
         try:
-            containers = self._containers(fault.service, running=fault.action != "start")
+            containers = self._containers(fault.service, running=True)
             if not containers:
                 raise _FaultError(f"no running container of service {fault.service}")
             outcome.containers = [c.name for c in containers]
