@@ -452,7 +452,8 @@ class FaultExecutor:
             return
         except Exception as exc:  # the engine's errors (docker.errors.APIError, requests' timeouts)
             outcome.error = _engine_words(exc)
-            outcome.refused = fault.action == "squeeze"
+            # The engine answered (an APIError carries its explanation): it refused the squeeze.
+            outcome.refused = fault.action == "squeeze" and getattr(exc, "explanation", None) is not None
             outcome.ended_t = self._now()
             self._say(f"t={outcome.started_t or 0:.1f} s: {fault.text} failed: {outcome.error}")
             if outcome.containers and fault.lasting:
@@ -467,12 +468,10 @@ class FaultExecutor:
             outcome.done = True
             return
         outcome._active = True
-        end_s = None if fault.for_s is None else fault.at_s + fault.for_s
-        if end_s is None:
-            self._cancel.wait()
-        elif self._cancel.wait(max(0.0, end_s - self._now())):
-            pass
-        self._undo(outcome, "schedule" if not self._cancel.is_set() else self._reason)
+        # Until its end (scheduled from `at`, whenever the engine answered), or until the load ends.
+        timeout = None if fault.for_s is None else max(0.0, fault.at_s + fault.for_s - self._now())
+        cancelled = self._cancel.wait(timeout)
+        self._undo(outcome, self._reason if cancelled else "schedule")
 
     def _undo(self, outcome: FaultOutcome, reason: str, *, quiet: bool = False) -> None:
         with self._lock:

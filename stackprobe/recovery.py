@@ -11,8 +11,10 @@ Everything here is read from the listener's 1-s windows (stackprobe.locuststats.
   between the reference and the next window.
 - *recovered*: from the reference to the start of the first 5-s span (five consecutive windows, the
   first beginning at or after the reference) in which a request succeeded and every request term of the
-  SLO (p50/p95/p99/avg/max, errors, rps; not mem_slope) holds over the span's requests, percentiles by
-  Locust's rule over the merged histograms. A span may not overlap another fault (its window
+  SLO (p50/p95/p99/avg/max, errors, rps; not mem_slope) that held over the 5 s before the fault holds
+  over the span's requests, percentiles by Locust's rule over the merged histograms. A term that did not
+  hold before the fault either (a p95 a busy machine missed all along) is left out: it cannot tell a
+  recovery (Recovery.judged_on lists the terms used). A span may not overlap another fault (its window
   started..ended), whose effects it would measure. The fault recovered when that start is within the
   allowance (--recovery); it did not recover when every span starting within the allowance was seen and
   none held; its recovery was not observed when the load ended, or another fault came, first.
@@ -122,6 +124,8 @@ def measure_recovery(
         return recovery
     origin = fault.started if reference == "start" else ended
     recovery.from_t = round(origin, 3)
+    rules = baseline_rules(windows, fault.started, rules, others)
+    recovery.judged_on = ",".join(str(rule) for rule in rules)
     after = [w for w in windows if w.start >= origin - _EPS]
     first = next((w for w in after if w.requests - w.failures > 0), None)
     if first is not None:
@@ -163,6 +167,28 @@ def measure_recovery(
             "before the load ended"
         )
     return recovery
+
+
+def baseline_rules(
+    windows: Sequence[WindowStats],
+    started: float,
+    rules: Sequence[SloRule],
+    others: Sequence[tuple[float, float]] = (),
+) -> list[SloRule]:
+    """Return the rules that held over the 5 s before a fault, the ones it must hold again after it.
+
+    The baseline is the last five windows that end by `started` and overlap no other fault. A term that
+    did not hold there either (a p95 a busy machine missed all along) cannot say whether the service
+    recovered from this fault, so it is left out; with no full baseline, every rule is kept.
+    """
+    before = [w for w in windows if w.start + WINDOW_S <= started + _EPS]
+    clear = [w for w in before if not any(w.start < high and w.start + WINDOW_S > low for low, high in others)]
+    baseline = clear[-SPAN_WINDOWS:]
+    if len(baseline) < SPAN_WINDOWS or baseline[-1].start - baseline[0].start > SPAN_WINDOWS:
+        return list(rules)
+    requests, latency = span_figures(baseline)
+    figures = Report(requests=requests, latency_ms=latency)
+    return [rule for rule in rules if check(rule, actual_value(rule.metric, figures)).passed]
 
 
 def exclusion_spans(faults: Sequence[FaultRecord], allowance_s: float) -> list[list[float]]:

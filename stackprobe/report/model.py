@@ -238,9 +238,10 @@ class Recovery:
     1-s windows overlapping the fault (started..ended). first_success_s: from from_t to the end of the
     first window that begins at or after it and holds a successful request (an upper bound: 1-s windows).
     recovered_s: from from_t to the start of the first 5-s span (five windows, each beginning at or after
-    from_t) in which every request term of the SLO holds and a request succeeded; a span may not overlap
-    another fault. requests_to_recovery, errors_to_recovery: from from_t to that span (or to the end of
-    the allowance). status: see RecoveryStatus; summary: it in words, e.g. "recovered in 3.1 s".
+    from_t) in which a request succeeded and every request term of the SLO that held over the 5 s before
+    the fault (judged_on) holds; a span may not overlap another fault. requests_to_recovery,
+    errors_to_recovery: from from_t to that span (or to the end of the allowance). status: see
+    RecoveryStatus; summary: it in words, e.g. "recovered in 3.1 s".
     """
 
     reference: Literal["start", "end"] = "end"
@@ -254,6 +255,8 @@ class Recovery:
     errors_to_recovery: int = 0
     status: RecoveryStatus = "not_applicable"
     summary: str = ""
+    # The SLO's request terms the recovery was judged on: those that held over the 5 s before the fault.
+    judged_on: str = ""
     source: str = ""
 
 

@@ -213,3 +213,14 @@ def test_an_oom_kill_under_a_squeeze_is_explained_and_a_refused_squeeze_explains
     report.faults = [FaultRecord(action="squeeze", service="app", at=5, started=5.0, ended=5.0, kernel="refused")]
     effects = explain_effects(report, 10)
     assert (effects.oom_kills_unexplained, effects.restarts_unexplained) == (1, 1)
+
+
+def test_a_term_that_did_not_hold_before_the_fault_is_not_asked_of_its_recovery() -> None:
+    # p95 is 300 ms all along (a busy machine); errors fill the 3 s after the kill.
+    windows = [window(0.3 + i, **({"ok": 0, "failed": 50} if 20 <= 0.3 + i < 23 else {}), ms=300) for i in range(60)]
+    fault = FaultRecord(action="kill", service="app", at=20, started=20.0, ended=20.05, done=True)
+    recovery = measure_recovery(windows, fault, allowance_s=10, rules=RULES)
+    assert recovery.judged_on == "errors<1%"
+    assert (recovery.status, recovery.recovered_s) == ("recovered", pytest.approx(3.3))
+    held = measure_recovery(load(60, broken=(20.0, 23.0), ok=0, failed=50), fault, allowance_s=10, rules=RULES)
+    assert held.judged_on == "p95<200ms,errors<1%"
