@@ -218,3 +218,27 @@ def test_a_squeeze_outcome_names_the_oom_kill_under_it() -> None:
     assert quiet.kernel == "reclaim"
     refused = FaultOutcome(fault=schedule.faults[0], started_t=5.0, ended_t=5.1, error="device busy", refused=True)
     assert fault_records([refused], schedule, Report())[0].kernel == "refused"
+
+
+def test_every_run_of_a_sweep_gets_the_schedule() -> None:
+    from stackprobe.sweep import RunLoop
+
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--memory",
+            "64m,128m",
+            "--compose-file",
+            str(ROOT / "docker-compose.yml"),
+            "--duration",
+            "30s",
+            "--fault",
+            "pause db@2s for 1s",
+            "--recovery",
+            "3s",
+        ]
+    )
+    spec = RunLoop.base_spec(args)
+    assert spec.faults is not None
+    assert [(f.action, f.service, f.for_s) for f in spec.faults.faults] == [("pause", "db", 1.0)]
+    assert spec.faults.recovery_s == 3
