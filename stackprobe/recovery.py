@@ -5,12 +5,12 @@ Everything here is read from the listener's 1-s windows (stackprobe.locuststats.
 
 - A fault's *reference* is when the clock starts: the start of a kill or restart (the disruption is the
   action itself), the end of the others (stop, pause, disconnect, squeeze: when they were undone).
-- *first success*: from the reference to the end of the first window that begins at or after it and holds
-  a successful request. A window that straddles the reference is left out (its successes may precede a
-  kill), so the figure is an upper bound, at most a second over, and at least the part of a second
-  between the reference and the next window.
+- *first success*: from the reference to the start of the first window that begins at or after it and
+  holds a successful request: the success came between that and a second later. A window that straddles
+  the reference is left out (its successes may precede a kill).
 - *recovered*: from the reference to the start of the first 5-s span (five consecutive windows, the
-  first beginning at or after the reference) in which a request succeeded and every request term of the
+  first beginning at or after the reference and holding a success, so never before the first success) in
+  which every request term of the
   SLO (p50/p95/p99/avg/max, errors, rps; not mem_slope) that held over the 5 s before the fault holds
   over the span's requests, percentiles by Locust's rule over the merged histograms. A term that did not
   hold before the fault either (a p95 a busy machine missed all along) is left out: it cannot tell a
@@ -129,7 +129,7 @@ def measure_recovery(
     after = [w for w in windows if w.start >= origin - _EPS]
     first = next((w for w in after if w.requests - w.failures > 0), None)
     if first is not None:
-        recovery.first_success_s = round(first.start + WINDOW_S - origin, 3)
+        recovery.first_success_s = round(first.start - origin, 3)
     deadline = origin + allowance_s
     found: float | None = None
     blocked = not after  # no window after it: the load ended first
@@ -142,7 +142,7 @@ def measure_recovery(
         if any(start < high and end > low for start, end in others):
             blocked = blocked or low <= deadline
             continue
-        if span_holds(span, rules):
+        if span[0].requests - span[0].failures > 0 and span_holds(span, rules):
             found = low
             break
     end = found if found is not None else deadline

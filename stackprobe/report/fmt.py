@@ -277,7 +277,8 @@ def describe_fault_outcome(fault: FaultRecord) -> str:
     if recovery is not None:
         parts.append(f"{format_count(recovery.requests)} requests, {format_count(recovery.errors)} errors during it")
         if recovery.first_success_s is not None:
-            parts.append(f"first success within {recovery.first_success_s:.1f} s")
+            first = recovery.first_success_s
+            parts.append(f"first success {first:.1f}-{first + 1:.1f} s after")
         if recovery.summary:
             parts.append(recovery.summary)
     return "; ".join(parts)

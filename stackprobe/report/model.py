@@ -235,13 +235,13 @@ class Recovery:
 
     reference: "start" (kill, restart: timed from when the action was sent) or "end" (the others: from
     when the fault was undone); from_t: that instant on the run's axis, seconds. requests, errors: in the
-    1-s windows overlapping the fault (started..ended). first_success_s: from from_t to the end of the
-    first window that begins at or after it and holds a successful request (an upper bound: 1-s windows).
-    recovered_s: from from_t to the start of the first 5-s span (five windows, each beginning at or after
-    from_t) in which a request succeeded and every request term of the SLO that held over the 5 s before
-    the fault (judged_on) holds; a span may not overlap another fault. requests_to_recovery,
-    errors_to_recovery: from from_t to that span (or to the end of the allowance). status: see
-    RecoveryStatus; summary: it in words, e.g. "recovered in 3.1 s".
+    1-s windows overlapping the fault (started..ended). first_success_s: from from_t to the start of
+    the first window that begins at or after it and holds a successful request (the success came in the
+    second after). recovered_s: from from_t to the start of the first 5-s span (five windows, each beginning
+    at or after from_t, the first holding a success) in which every request term of the SLO that held
+    over the 5 s before the fault (judged_on) holds; a span may not overlap another fault.
+    requests_to_recovery, errors_to_recovery: from from_t to that span (or to the end of the allowance).
+    status: see RecoveryStatus; summary: it in words, e.g. "recovered in 3.1 s".
     """
 
     reference: Literal["start", "end"] = "end"

@@ -373,7 +373,11 @@ def _faults(report: Report) -> str:
                 _e(format_t(fault.ended)),
                 _e(NA if recovery is None else format_count(recovery.requests)),
                 _e(NA if recovery is None else format_count(recovery.errors)),
-                _e(NA if recovery is None or recovery.first_success_s is None else f"{recovery.first_success_s:.1f} s"),
+                _e(
+                    NA
+                    if recovery is None or recovery.first_success_s is None
+                    else f"{recovery.first_success_s:.1f}-{recovery.first_success_s + 1:.1f} s after"
+                ),
                 _e(recovery.summary if recovery is not None else NA),
                 _e("; ".join(x for x in (fault.kernel, fault.kernel_detail, fault.error) if x)),
             ]

@@ -336,7 +336,7 @@ def test_each_fault_gets_a_row_with_its_recovery_and_the_explained_restarts_a_li
     text = _text(report)
     assert "Faults (recovery allowance 10 s)" in text
     assert _line(text, "restart db@20s") == (
-        "restart db@20s yes t=20.1 to 22.9 s; 191 requests, 111 errors during it; first success within 4.5 s; "
+        "restart db@20s yes t=20.1 to 22.9 s; 191 requests, 111 errors during it; first success 4.5-5.5 s after; "
         "recovered in 9.5 s"
     )
     assert _line(text, "explained by faults") == (
