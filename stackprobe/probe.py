@@ -517,9 +517,13 @@ def _add_faults(report: Report, spec: RunSpec, outcomes: list[FaultOutcome], win
     assert spec.faults is not None
     report.faults = fault_records(outcomes, spec.faults, report)
     rules = request_rules(spec.slo)
-    spans = [(f.started, f.ended if f.ended is not None else f.started) for f in report.faults if f.started is not None]
-    for fault in report.faults:
-        others = [span for span in spans if span != (fault.started, fault.ended)]
+    spans = {
+        i: (f.started, f.ended if f.ended is not None else f.started)
+        for i, f in enumerate(report.faults)
+        if f.started is not None
+    }
+    for i, fault in enumerate(report.faults):
+        others = [span for j, span in spans.items() if j != i]
         fault.recovery = measure_recovery(
             windows, fault, allowance_s=spec.faults.recovery_s, rules=rules, others=others
         )
