@@ -133,6 +133,7 @@ def measure_recovery(
     deadline = origin + allowance_s
     found: float | None = None
     blocked = not after  # no window after it: the load ended first
+    overlapped = False  # a span was passed over because another fault fell in it
     for i in range(len(after)):
         span = after[i : i + SPAN_WINDOWS]
         if len(span) < SPAN_WINDOWS:
@@ -141,6 +142,7 @@ def measure_recovery(
         low, high = span[0].start, span[-1].start + WINDOW_S
         if any(start < high and end > low for start, end in others):
             blocked = blocked or low <= deadline
+            overlapped = True
             continue
         if span[0].requests - span[0].failures > 0 and span_holds(span, rules):
             found = low
@@ -153,7 +155,9 @@ def measure_recovery(
         recovery.recovered_s = round(found - origin, 3)
     if found is not None and found <= deadline + _EPS:
         recovery.status = "recovered"
-        recovery.summary = f"recovered in {found - origin:.1f} s"
+        recovery.summary = f"recovered in {found - origin:.1f} s" + (
+            " (the first 5-s span clear of another fault)" if overlapped else ""
+        )
     elif found is not None and not blocked:
         recovery.status = "not_recovered"
         recovery.summary = f"recovered in {found - origin:.1f} s, past its {allowance_s:g} s allowance"

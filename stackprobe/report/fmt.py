@@ -267,6 +267,10 @@ def describe_fault_outcome(fault: FaultRecord) -> str:
             f" to {fault.ended:.1f} s" if fault.ended is not None and fault.ended - fault.started >= 0.05 else " s"
         )
         parts.append(span)
+    if fault.sent_via == "host":
+        parts.append(f"{fault.signal} to PID 1 from the host")
+    elif fault.sent_via == "engine":
+        parts.append(f"{fault.signal} through the engine (docker kill: no restart policy applies)")
     if fault.kernel is not None:
         parts.append(f"kernel: {fault.kernel}")
     if not fault.done:

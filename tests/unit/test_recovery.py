@@ -108,6 +108,7 @@ def test_a_span_may_not_overlap_another_fault() -> None:
     recovery = measure_recovery(windows, fault, allowance_s=10, rules=RULES, others=[(24.0, 27.0)])
     assert recovery.recovered_s == pytest.approx(7.3)
     assert recovery.status == "recovered"
+    assert recovery.summary == "recovered in 7.3 s (the first 5-s span clear of another fault)"
     blocked = measure_recovery(windows, fault, allowance_s=10, rules=RULES, others=[(24.0, 40.0)])
     assert blocked.status == "not_observed"
 

@@ -332,6 +332,9 @@ def test_each_fault_gets_a_row_with_its_recovery_and_the_explained_restarts_a_li
             ),
         )
     ]
+    report.faults.append(
+        FaultRecord(action="kill", service="users", at=40, signal="SIGKILL", sent_via="host", done=True, started=40.26)
+    )
     report.fault_effects = FaultEffects(recovery_allowance_s=10, restarts_explained=1, restarts_unexplained=0)
     text = _text(report)
     assert "Faults (recovery allowance 10 s)" in text
@@ -339,6 +342,7 @@ def test_each_fault_gets_a_row_with_its_recovery_and_the_explained_restarts_a_li
         "restart db@20s yes t=20.1 to 22.9 s; 191 requests, 111 errors during it; first success 4.5-5.5 s after; "
         "recovered in 9.5 s"
     )
+    assert _line(text, "kill users@40s") == "kill users@40s yes t=40.3 s; SIGKILL to PID 1 from the host"
     assert _line(text, "explained by faults") == (
         "explained by faults restarts 1, unexplained 0; OOM kills 0, unexplained 0"
     )
