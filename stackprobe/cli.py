@@ -27,6 +27,7 @@ from rich.markup import escape
 from stackprobe import __version__
 from stackprobe.baseline import DEFAULT_MAX_REGRESSION, gate_from_flags
 from stackprobe.ci import LOOP_JSON, add_output_arguments, prepare_outputs, write_loop_outputs, write_run_outputs
+from stackprobe.faults import FaultSchedule, parse_schedule
 from stackprobe.load import default_pool_size
 from stackprobe.spec import (
     DEFAULT_SLO,
@@ -160,6 +161,27 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
     )
+    faults = run.add_argument_group('faults under load (see the README\'s "Faults under load")')
+    faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SCHEDULE",
+        help='faults during the load, times from its start, e.g. "kill app@20s; restart db@40s; '
+        'pause db@50s for 5s; stop app@70s for 10s; disconnect db@90s for 5s; squeeze app@30s to 64m" (repeatable)',
+    )
+    faults.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="faults from a TOML file of [[fault]] tables (repeatable)",
+    )
+    faults.add_argument("--signal", help="the signal kill sends (default: SIGKILL)")
+    faults.add_argument(
+        "--recovery", help="the time each fault's service has to serve within the SLO again (default: 10s)"
+    )
     verdict = run.add_argument_group("verdict and output")
     verdict.add_argument(
         "--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO.replace("%", "%%")}")'
@@ -218,6 +240,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         warmup_s=parse_duration(args.warmup) if args.warmup else None,
         profiles=tuple(args.profile),
         allow_shared_volumes=args.allow_shared_volumes,
+        faults=_schedule_from_args(args),
     )
 
 
@@ -255,6 +278,16 @@ def _status_files(given: Sequence[Path] | None) -> tuple[Path, ...] | None:
         return (find_compose_file(Path.cwd()),)
     except UsageError:
         return None
+
+
+def _schedule_from_args(args: argparse.Namespace) -> FaultSchedule | None:
+    """Return the fault schedule of --fault/--faults (None without them), or raise UsageError."""
+    if not args.fault and not args.faults:
+        for flag in ("signal", "recovery"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag} goes with a fault schedule (--fault or --faults), and none was given")
+        return None
+    return parse_schedule(args.fault, args.faults, signal=args.signal, recovery=args.recovery)
 
 
 def _teardown_words(teardowns: Sequence[Teardown], keep_up: bool) -> str:

@@ -213,6 +213,52 @@ def read_windows(path: str | Path, start: float) -> LoadSeries:
     return series
 
 
+class WindowStats(NamedTuple):
+    """One of the listener's 1-s windows with its histogram, for figures over spans of windows.
+
+    start: the window's start in seconds on the run's axis (its end is start + 1); requests, failures: its
+    counts; timed: requests with a response time; histogram: response times in ms as Locust rounds them,
+    with their counts; total_response_time, max_response_time: ms (max None: no timed request).
+    """
+
+    start: float
+    requests: int
+    failures: int
+    timed: int
+    histogram: Counter[int]
+    total_response_time: float
+    max_response_time: float | None
+
+
+def read_window_stats(path: str | Path, start: float) -> list[WindowStats]:
+    """Read the listener's windows as WindowStats, one per second from the first to the last, in order.
+
+    start: epoch seconds of the run's axis origin, as for read_windows. A second the file lacks is an empty
+    window (no request ended in it). Raises as read_windows does.
+    """
+    by_second = _read_window_lines(Path(path)).by_second
+    if not by_second:
+        return []
+    windows = []
+    for second in range(min(by_second), max(by_second) + 1):
+        window = by_second.get(second)
+        if window is None:
+            windows.append(WindowStats(second - start, 0, 0, 0, Counter(), 0.0, None))
+            continue
+        windows.append(
+            WindowStats(
+                start=second - start,
+                requests=window["num_requests"],
+                failures=window["num_failures"],
+                timed=window["num_requests"] - window["num_none_requests"],
+                histogram=window["histogram"],
+                total_response_time=window["total_response_time"],
+                max_response_time=window["max_response_time"],
+            )
+        )
+    return windows
+
+
 def read_windows_latency(path: str | Path) -> Latency:
     """Return the whole run's latency from the listener's windows: their histograms merged.
 

@@ -22,6 +22,7 @@ from rich.text import Text
 from stackprobe import __version__
 from stackprobe.audit import AuditResult, audit_write_log
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
+from stackprobe.faults import FaultExecutor, FaultOutcome, fault_records
 from stackprobe.limits import (
     AppliedLimits,
     compare_limits,
@@ -30,10 +31,19 @@ from stackprobe.limits import (
     swap_description,
 )
 from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
-from stackprobe.locuststats import read_errors, read_totals, read_windows, read_windows_latency
+from stackprobe.locuststats import (
+    WindowStats,
+    read_errors,
+    read_totals,
+    read_window_stats,
+    read_windows,
+    read_windows_latency,
+)
+from stackprobe.recovery import explain_effects, measure_recovery, request_rules, slo_outside_faults
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
 from stackprobe.report.model import (
+    SCHEMA_VERSION,
     ClientErrors,
     Failure,
     LocustException,
@@ -128,6 +138,8 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
         unknown = sorted(set(spec.other_memory) - set(services))
         if unknown:
             raise UsageError(f"--memory names services not in the compose file: {', '.join(unknown)}")
+        if spec.faults:
+            spec.faults.check_services(services, _memory_limits(spec, services, target))
         stack.overrides = {
             spec.service: ServiceOverride(
                 memory_bytes=spec.memory_bytes,
@@ -144,6 +156,15 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
         }
         _compose_model(stack)  # Compose checks the override against the user's file before anything starts
         return _run(spec, stack, client, target, console, teardowns)
+
+
+def _memory_limits(spec: RunSpec, services: Mapping[str, Any], target: _Target) -> dict[str, int | None]:
+    """Return each service's memory limit in bytes as the run applies it (None: unlimited)."""
+    limits = {
+        name: spec.other_memory.get(name) or declared_limits(service).memory_bytes for name, service in services.items()
+    }
+    limits[spec.service] = spec.memory_bytes or target.declared.memory_bytes
+    return limits
 
 
 def _prepare_out(out: Path) -> None:
@@ -228,6 +249,8 @@ class _Observed:
     load_wall_start: float | None = None
     audit: AuditResult | None = None
     startup_failure: ComposeError | None = None
+    # What the fault executor did, one outcome per scheduled fault (empty: no schedule, or no load).
+    faults: list[FaultOutcome] = field(default_factory=list)
 
 
 def _run(
@@ -320,7 +343,24 @@ def _load_and_audit(
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
     seen.load_wall_start = time.time()
     watcher.mark_load_start()
-    seen.load = _load_with_progress(plan, watcher, spec.service, console)
+    if not spec.faults:
+        seen.load = _load_with_progress(plan, watcher, spec.service, console)
+    else:
+        executor = FaultExecutor(
+            client,
+            stack.project or "",
+            spec.faults,
+            t0=watcher.t0,
+            notify=lambda text: console.print(f"fault: {text}", highlight=False, markup=False),
+        )
+        executor.start()
+        try:
+            seen.load = _load_with_progress(plan, watcher, spec.service, console)
+        except BaseException:
+            # Undo every fault (unpause, start, reconnect, restore limits) before the teardown.
+            seen.faults = executor.stop("interrupted")
+            raise
+        seen.faults = executor.stop("load end")
     with console.status("Auditing acknowledged writes …"):
         seen.audit = audit_write_log(url, plan.write_log)
 
@@ -393,7 +433,7 @@ def _build_report(
         problems.append(f"the target's cgroup was not read, so the limit in force is not verified ({why})")
     summary = watch.services.get(spec.service)
     data: dict[str, Any] = {
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
         "stackprobe_version": __version__,
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
@@ -453,9 +493,42 @@ def _build_report(
             problems.append(f"Locust logged an error it did not expect (a shape or event handler raised): {plan.log}")
     report.problems = problems
     report.memory.trend = target_trend(report, warmup_s=spec.warmup_s, load_duration_s=spec.duration_s)
-    report.slo = evaluate_slo(spec.slo, report)
+    if spec.faults:
+        windows = _window_stats(plan, seen.load_wall_start)
+        _add_faults(report, spec, seen.faults, windows)
+        report.slo = slo_outside_faults(spec.slo, report, windows, spec.faults.recovery_s)
+    else:
+        report.slo = evaluate_slo(spec.slo, report)
     report.verdict, report.reasons = judge(report)
     return report
+
+
+def _window_stats(plan: LoadPlan | None, start: float | None) -> list[WindowStats]:
+    """Return the load's 1-s windows with their histograms ([] when the load left none)."""
+    if plan is None or start is None:
+        return []
+    try:
+        return read_window_stats(plan.windows, start=start)
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def _add_faults(report: Report, spec: RunSpec, outcomes: list[FaultOutcome], windows: list[WindowStats]) -> None:
+    """Put the faults, their recovery figures and what they explain into the report."""
+    assert spec.faults is not None
+    report.faults = fault_records(outcomes, spec.faults, report)
+    rules = request_rules(spec.slo)
+    spans = {
+        i: (f.started, f.ended if f.ended is not None else f.started)
+        for i, f in enumerate(report.faults)
+        if f.started is not None
+    }
+    for i, fault in enumerate(report.faults):
+        others = [span for j, span in spans.items() if j != i]
+        fault.recovery = measure_recovery(
+            windows, fault, allowance_s=spec.faults.recovery_s, rules=rules, others=others
+        )
+    report.fault_effects = explain_effects(report, spec.faults.recovery_s)
 
 
 def _other_limit(service: str, asked: int, applied: AppliedLimits | None) -> OtherLimit:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stackprobe.faults import FaultSchedule
     from stackprobe.report.model import Report
 
 SHAPES = ("steady", "ramp", "spike", "step", "soak")
@@ -118,6 +119,9 @@ class RunSpec:
     # Called as after_report(report) once the run's report is judged, before it is written or printed: the
     # baseline gate adds the base run beside it and judges it again. What it raises ends the run, no report.
     after_report: Callable[[Report], None] | None = field(default=None, compare=False, repr=False)
+    # Faults acted on during the load (--fault, --faults), with the kill signal and the recovery allowance;
+    # None: none. Checked against the load's length here, against the compose model once it is read.
+    faults: FaultSchedule | None = None
 
     def __post_init__(self) -> None:
         for path in self.compose_files:
@@ -142,6 +146,8 @@ class RunSpec:
             raise UsageError("--duration must be at least 1s")
         if self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise UsageError("--warmup must be shorter than --duration")
+        if self.faults:
+            self.faults.check_fits(self.duration_s)
         if self.cpus is not None and self.cpus <= 0:
             raise UsageError("--cpus must be above 0")
         if self.url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", self.url):

@@ -12,6 +12,8 @@ from rich.text import Text
 
 from stackprobe.report.fmt import (
     NA,
+    describe_fault,
+    describe_fault_outcome,
     describe_load,
     describe_peak_memory,
     describe_step_search,
@@ -53,6 +55,8 @@ def render_console(report: Report, console: Console | None = None) -> None:
     console.print(_trend(report))
     if report.events:
         console.print(_events_table(report))
+    if report.faults:
+        console.print(_faults_table(report))
     errors = report.client_errors
     if errors.failures or errors.exceptions:
         console.print(Text("What the clients saw", style="bold"))
@@ -135,6 +139,17 @@ def _run_table(report: Report) -> Table:
     table.add_row("CPU throttled", f"{format_count(cpu.throttled_periods)} periods, {throttled}")
     table.add_row("OOM kills", _oom_kills(report))
     table.add_row("restarts", _count(report.restarts))
+    if report.faults:
+        effects = report.fault_effects
+        table.add_row(
+            "explained by faults",
+            Text.assemble(
+                f"restarts {effects.restarts_explained}, unexplained ",
+                _count(effects.restarts_unexplained),
+                f"; OOM kills {effects.oom_kills_explained}, unexplained ",
+                _count(effects.oom_kills_unexplained),
+            ),
+        )
     if report.target_exits:
         exits = f"{', '.join(report.target_exits)} stopped and were not started again"
         table.add_row("target exits", Text(exits, style="bold red"))
@@ -258,6 +273,23 @@ def _slo_table(report: Report) -> Table:
     for check in report.slo.checks:
         result = _mark(check.passed, "met", "not met") if check.actual is not None else Text("not measured", "yellow")
         table.add_row(Text(format_check(check)), result)
+    if report.slo.scope:
+        table.caption = report.slo.scope
+        table.caption_justify = "left"
+    return table
+
+
+def _faults_table(report: Report) -> Table:
+    """Return one row per fault: as scheduled, done or not, and what followed (recovery in words)."""
+    allowance = report.fault_effects.recovery_allowance_s
+    title = "Faults" + (f" (recovery allowance {allowance:g} s)" if allowance is not None else "")
+    table = Table(title=title, title_justify="left")
+    for column in ("fault", "done", "what happened"):
+        table.add_column(column)
+    for fault in report.faults:
+        status = fault.recovery.status if fault.recovery is not None else ""
+        style = "bold red" if status == "not_recovered" else "yellow" if status == "not_observed" else ""
+        table.add_row(Text(describe_fault(fault)), _mark(fault.done), Text(describe_fault_outcome(fault), style=style))
     return table
 
 

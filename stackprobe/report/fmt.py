@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, Load, Memory, MemoryTrend, Report, SloCheck, StepSearch
+from stackprobe.report.model import SLO_UNITS, FaultRecord, Load, Memory, MemoryTrend, Report, SloCheck, StepSearch
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -245,3 +245,44 @@ def trend_headline(report: Report) -> str | None:
     if trend.time_to_limit_s == 0:
         return f"At this load memory reaches the limit: the fitted line is there by the load's end ({slope})"
     return f"At this load the memory limit is reached in about {format_duration(trend.time_to_limit_s)} ({slope})"
+
+
+def describe_fault(fault: FaultRecord) -> str:
+    """Return a fault as scheduled, in the grammar's words: "pause db@50s for 5s", "squeeze app@30s to 64 MiB"."""
+    words = f"{fault.action} {fault.service}@{fault.at:g}s"
+    if fault.size_bytes is not None:
+        words += f" to {format_bytes(fault.size_bytes)}"
+    if fault.for_ is not None:
+        words += f" for {fault.for_:g}s"
+    if fault.action == "kill" and fault.signal and fault.signal != "SIGKILL":
+        words += f" ({fault.signal})"
+    return words
+
+
+def describe_fault_outcome(fault: FaultRecord) -> str:
+    """Return what became of a fault in one line: when it ran, the kernel's answer, its recovery."""
+    parts = []
+    if fault.started is not None:
+        span = f"t={fault.started:.1f}" + (
+            f" to {fault.ended:.1f} s" if fault.ended is not None and fault.ended - fault.started >= 0.05 else " s"
+        )
+        parts.append(span)
+    if fault.sent_via == "host":
+        parts.append(f"{fault.signal} to PID 1 from the host")
+    elif fault.sent_via == "engine":
+        parts.append(f"{fault.signal} through the engine (docker kill: no restart policy applies)")
+    if fault.kernel is not None:
+        parts.append(f"kernel: {fault.kernel}")
+    if not fault.done:
+        parts.append(f"not done: {fault.error or 'no reason recorded'}")
+    elif fault.error:
+        parts.append(fault.error)
+    recovery = fault.recovery
+    if recovery is not None:
+        parts.append(f"{format_count(recovery.requests)} requests, {format_count(recovery.errors)} errors during it")
+        if recovery.first_success_s is not None:
+            first = recovery.first_success_s
+            parts.append(f"first success {first:.1f}-{first + 1:.1f} s after")
+        if recovery.summary:
+            parts.append(recovery.summary)
+    return "; ".join(parts)

@@ -10,9 +10,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 EventAction = Literal["oom", "die", "restart", "start"]
+FaultAction = Literal["kill", "restart", "stop", "pause", "disconnect", "squeeze"]
+# recovered: the SLO held again within the allowance; not_recovered: it did not (fails the run);
+# not_observed: the load ended, or another fault began, before it could be seen (inconclusive);
+# not_applicable: the fault was not done, or lasted to the load's end.
+RecoveryStatus = Literal["recovered", "not_recovered", "not_observed", "not_applicable"]
 SloOp = Literal["<", "<=", ">", ">="]
 # pass: every check held and the run saw what it reports on; fail: something was seen to go wrong;
 # inconclusive: nothing was seen to go wrong, but the run could not observe all it reports on.
@@ -225,6 +230,87 @@ class Writes:
 
 
 @dataclass(kw_only=True)
+class Recovery:
+    """How the load fared through one fault and after it, from the listener's 1-s windows.
+
+    reference: "start" (kill, restart: timed from when the action was sent) or "end" (the others: from
+    when the fault was undone); from_t: that instant on the run's axis, seconds. requests, errors: in the
+    1-s windows overlapping the fault (started..ended). first_success_s: from from_t to the start of
+    the first window that begins at or after it and holds a successful request (the success came in the
+    second after). recovered_s: from from_t to the start of the first 5-s span (five windows, each beginning
+    at or after from_t, the first holding a success) in which every request term of the SLO that held
+    over the 5 s before the fault (judged_on) holds; a span may not overlap another fault.
+    requests_to_recovery, errors_to_recovery: from from_t to that span (or to the end of the allowance).
+    status: see RecoveryStatus; summary: it in words, e.g. "recovered in 3.1 s".
+    """
+
+    reference: Literal["start", "end"] = "end"
+    from_t: float | None = None
+    allowance_s: float = 10.0
+    requests: int = 0
+    errors: int = 0
+    first_success_s: float | None = None
+    recovered_s: float | None = None
+    requests_to_recovery: int = 0
+    errors_to_recovery: int = 0
+    status: RecoveryStatus = "not_applicable"
+    summary: str = ""
+    # The SLO's request terms the recovery was judged on: those that held over the 5 s before the fault.
+    judged_on: str = ""
+    source: str = ""
+
+
+@dataclass(kw_only=True)
+class FaultRecord:
+    """One fault of the schedule and what became of it; times in seconds on the run's axis.
+
+    at, for_ (JSON "for"): as scheduled (for: None for kill and restart, or a fault lasting to the load's
+    end); signal: what a kill sent; sent_via: how, "host" (to PID 1 from the engine's host, as a crash or the
+    OOM killer: the restart policy decides what follows) or "engine" (`docker kill`, which the engine takes
+    as a stop: no restart policy applies); size_bytes: a squeeze's limit. done: carried out and, for a lasting
+    fault, undone; error: why not, in the engine's words. started, ended: when it was sent and when it was
+    over (undone, or the engine's answer to kill/restart); undone_by: "schedule", "load end" or
+    "interrupted". kernel: what a squeeze met, "refused" (the engine would not lower the limit: cgroup v1
+    below the usage), "oom_kill" (the service was OOM-killed under it) or "reclaim" (the limit took and
+    the service ran under it); kernel_detail: the figures behind it. recovery: None when not measured.
+    """
+
+    action: FaultAction
+    service: str
+    at: float
+    for_: float | None = field(default=None, metadata={"json": "for"})
+    signal: str | None = None
+    sent_via: Literal["host", "engine"] | None = None
+    size_bytes: int | None = None
+    done: bool = False
+    error: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    undone_by: str | None = None
+    containers: list[str] = field(default_factory=list)
+    limit_before_bytes: int | None = None
+    kernel: Literal["refused", "oom_kill", "reclaim"] | None = None
+    kernel_detail: str | None = None
+    recovery: Recovery | None = None
+
+
+@dataclass(kw_only=True)
+class FaultEffects:
+    """What the faults explain: the target's restarts and OOM kills inside a fault's window (plus its
+    recovery allowance) on the target itself, counted apart from those no fault explains (which fail the run).
+
+    Restarts are matched by their die event's time, OOM kills by the engine's oom events' times;
+    recovery_allowance_s is --recovery. Errors inside those windows are left out of the SLO (see Slo.excluded).
+    """
+
+    recovery_allowance_s: float | None = None
+    restarts_explained: int = 0
+    restarts_unexplained: int = 0
+    oom_kills_explained: int = 0
+    oom_kills_unexplained: int = 0
+
+
+@dataclass(kw_only=True)
 class SloCheck:
     """One SLO term and how the run measured against it."""
 
@@ -242,6 +328,10 @@ class Slo:
     spec: str = ""
     checks: list[SloCheck] = field(default_factory=list)
     passed: bool = True
+    # The request terms are judged outside these spans [from, to] (seconds on the run's axis): each fault's
+    # window plus its recovery allowance. Empty: judged on the whole load (Locust's totals).
+    excluded: list[list[float]] = field(default_factory=list)
+    scope: str = ""
 
 
 @dataclass(kw_only=True)
@@ -382,6 +472,8 @@ class Report:
     events: list[Event] = field(default_factory=list)
     writes: Writes = field(default_factory=Writes)
     client_errors: ClientErrors = field(default_factory=ClientErrors)
+    faults: list[FaultRecord] = field(default_factory=list)
+    fault_effects: FaultEffects = field(default_factory=FaultEffects)
     slo: Slo = field(default_factory=Slo)
     # The base run this one was held against (--baseline); None: no baseline was given.
     baseline: Baseline | None = None
@@ -395,7 +487,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as report.json's plain structure."""
-        return _finite(dataclasses.asdict(self))
+        return _finite(_plain(self))
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return report.json's text."""
@@ -420,6 +512,22 @@ def step_search_from_dict(data: dict[str, Any]) -> StepSearch:
     return _build(StepSearch, data, "step result")
 
 
+def _json_name(f: dataclasses.Field[Any]) -> str:
+    """Return a field's report.json key: its name, or metadata["json"] where that is a Python keyword."""
+    return str(f.metadata.get("json", f.name))
+
+
+def _plain(value: Any) -> Any:
+    """Return a dataclass tree as plain JSON data, as dataclasses.asdict does, with each field's JSON key."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {_json_name(f): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 def _finite(value: Any) -> Any:
     # JSON has no NaN or Infinity; a measurement that came out non-finite is unknown, which is null.
     if isinstance(value, float) and not math.isfinite(value):
@@ -438,11 +546,11 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
         hints = typing.get_type_hints(tp)
-        known = {f.name for f in dataclasses.fields(tp)}
-        unknown = sorted(set(value) - known)
+        names = {_json_name(f): f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - set(names))
         if unknown:
             raise ValueError(f"{where}: unknown keys {unknown}")
-        kwargs = {name: _build(hints[name], item, f"{where}.{name}") for name, item in value.items()}
+        kwargs = {names[key]: _build(hints[names[key]], item, f"{where}.{key}") for key, item in value.items()}
         try:
             return tp(**kwargs)
         except TypeError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from stackprobe.report.fmt import (
     NA,
     SAMPLED_PEAK_SOURCE,
+    describe_fault,
     describe_load,
     describe_step_search,
     describe_trend,
@@ -61,6 +62,7 @@ def html_page(report: Report) -> str:
             _slo(report),
             _baseline(report),
             _events(report),
+            _faults(report),
             _writes(report),
             _cost(report),
             f"<footer>stackprobe {_e(report.stackprobe_version)}, report schema {report.schema_version}; "
@@ -219,7 +221,7 @@ def _cards(report: Report) -> str:
         _card("exceptions", format_count(requests.exceptions), requests.exceptions > 0),
         _card("p50 / p95 / p99", " / ".join(format_ms(v) for v in (latency.p50, latency.p95, latency.p99))),
         _card("CPU peak / avg", f"{format_percent(cpu.peak_percent)} / {format_percent(cpu.avg_percent)}"),
-        _card("restarts", str(report.restarts), report.restarts > 0),
+        _restarts_card(report),
     ]
     if report.target_exits:
         cards.append(_card("target exits", ", ".join(report.target_exits), True, ["stopped, not started again"]))
@@ -240,6 +242,18 @@ def _cards(report: Report) -> str:
     else:
         cards.append(_card("writes lost", NA))
     return f'<h2>Summary</h2>\n<div class="cards" id="summary">{"".join(cards)}</div>'
+
+
+def _restarts_card(report: Report) -> str:
+    if not report.faults:
+        return _card("restarts", str(report.restarts), report.restarts > 0)
+    effects = report.fault_effects
+    details = [
+        f"{effects.restarts_explained} explained by a fault, {effects.restarts_unexplained} unexplained",
+        f"OOM kills: {effects.oom_kills_explained} explained, {effects.oom_kills_unexplained} unexplained",
+    ]
+    unexplained = effects.restarts_unexplained > 0 or effects.oom_kills_unexplained > 0
+    return _card("restarts", str(report.restarts), unexplained, details, "restarts")
 
 
 def _peak_card(report: Report) -> str:
@@ -324,7 +338,8 @@ def _slo(report: Report) -> str:
         for c in slo.checks
     )
     table = _table(["metric", "op", "threshold", "actual", "result"], rows)
-    return f'<h2>SLO <code>{_e(slo.spec)}</code></h2>\n<div id="slo">{table}</div>'
+    scope = f'<p class="muted" id="slo-scope">judged on {_e(slo.scope)}</p>' if slo.scope else ""
+    return f'<h2>SLO <code>{_e(slo.spec)}</code></h2>\n<div id="slo">{table}{scope}</div>'
 
 
 def _baseline(report: Report) -> str:
@@ -375,6 +390,57 @@ def _events(report: Report) -> str:
     return f'<h2>Events</h2>\n<div id="events">{table}</div>'
 
 
+def _faults(report: Report) -> str:
+    if not report.faults:
+        return ""
+    effects = report.fault_effects
+    rows = []
+    for fault in report.faults:
+        recovery = fault.recovery
+        rows.append(
+            [
+                _e(describe_fault(fault)),
+                _yes_no(fault.done),
+                _e(format_t(fault.started)),
+                _e(format_t(fault.ended)),
+                _e(NA if recovery is None else format_count(recovery.requests)),
+                _e(NA if recovery is None else format_count(recovery.errors)),
+                _e(
+                    NA
+                    if recovery is None or recovery.first_success_s is None
+                    else f"{recovery.first_success_s:.1f}-{recovery.first_success_s + 1:.1f} s after"
+                ),
+                _e(recovery.summary if recovery is not None else NA),
+                _e("; ".join(x for x in (fault.kernel, fault.kernel_detail, fault.error) if x)),
+            ]
+        )
+    classes = [f"fault-row fault-row-{f.recovery.status if f.recovery else 'none'}" for f in report.faults]
+    table = _table(
+        [
+            "fault",
+            "done",
+            "started",
+            "ended",
+            "requests during",
+            "errors during",
+            "first success",
+            "recovery",
+            "kernel, engine",
+        ],
+        rows,
+        classes,
+    )
+    allowance = NA if effects.recovery_allowance_s is None else f"{effects.recovery_allowance_s:g} s"
+    source = report.faults[0].recovery.source if report.faults[0].recovery else ""
+    return (
+        f'<h2>Faults</h2>\n<div id="faults">{table}'
+        f"<p>recovery allowance {_e(allowance)}; restarts explained by a fault {effects.restarts_explained}, "
+        f"unexplained {effects.restarts_unexplained}; OOM kills explained {effects.oom_kills_explained}, "
+        f"unexplained {effects.oom_kills_unexplained}. Each fault is a band on the charts, its recovery a "
+        f"hatched one. Source: {_e(source)}.</p></div>"
+    )
+
+
 def _writes(report: Report) -> str:
     writes = report.writes
     if not writes.applicable:
@@ -420,6 +486,7 @@ def _extent(report: Report) -> tuple[float, float] | None:
     times = [*series.load.t, *(t for c in series.containers.values() for t in c.t), *(e.t for e in report.events)]
     errors = report.client_errors
     times += [t for row in [*errors.failures, *errors.exceptions] for t in (row.first_t, row.last_t) if t is not None]
+    times += [t for f in report.faults for t in (f.started, f.ended) if t is not None]
     return (min(times), max(times)) if times else None
 
 

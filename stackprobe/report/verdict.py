@@ -6,7 +6,7 @@ cut. A run with nothing seen to go wrong but something it could not observe is i
 
 from __future__ import annotations
 
-from stackprobe.report.fmt import format_check
+from stackprobe.report.fmt import describe_fault, format_check
 from stackprobe.report.model import Report, Verdict
 from stackprobe.report.regression import regression_reasons, unmeasured_reasons
 
@@ -24,16 +24,24 @@ def _plural(count: int, word: str) -> str:
 def failures(report: Report) -> list[str]:
     """Return what the run saw go wrong, one reason each."""
     reasons: list[str] = []
-    if report.oom_kills:
+    # What a fault on the target explains (a kill's restart, a squeeze's OOM kill) does not fail the run.
+    effects = report.fault_effects
+    oom_kills = report.oom_kills - effects.oom_kills_explained
+    if oom_kills > 0:
         source = f" ({report.oom_kills_source})" if report.oom_kills_source else ""
-        reasons.append(f"{_plural(report.oom_kills, 'OOM kill')}{source}")
+        unexplained = " no fault explains" if report.faults else ""
+        reasons.append(f"{_plural(oom_kills, 'OOM kill')}{unexplained}{source}")
     if report.memory.frozen_at is not None:
         reasons.append(
             f"frozen at its memory limit from t={report.memory.frozen_at:.1f} s "
             "(the kernel's under_oom: OOM killing is disabled, so nothing was killed and nothing ran)"
         )
-    if report.restarts:
-        reasons.append(_plural(report.restarts, "restart"))
+    restarts = report.restarts - effects.restarts_explained
+    if restarts > 0:
+        reasons.append(_plural(restarts, "restart") + (" no fault explains" if report.faults else ""))
+    for fault in report.faults:
+        if fault.recovery is not None and fault.recovery.status == "not_recovered":
+            reasons.append(f"{describe_fault(fault)}: {fault.recovery.summary}")
     # Each entry says how one container ended, e.g. "p-app-1 exited with code 3 at t=4.0 s".
     reasons.extend(f"target container {ended}, and was not started again" for ended in report.target_exits)
     writes = report.writes
@@ -66,6 +74,11 @@ def blind_spots(report: Report) -> list[str]:
         reasons.append("no request was made: the load was not delivered")
     reasons.extend(f"SLO not measured: {format_check(c)}" for c in report.slo.checks if c.actual is None)
     reasons.extend(unmeasured_reasons(report.baseline))
+    for fault in report.faults:
+        if not fault.done and fault.kernel != "refused":
+            reasons.append(f"{describe_fault(fault)} was not done as scheduled: {fault.error or 'no reason recorded'}")
+        if fault.recovery is not None and fault.recovery.status == "not_observed":
+            reasons.append(f"{describe_fault(fault)}: recovery {fault.recovery.summary}")
     writes = report.writes
     if writes.applicable and writes.unverified:
         why = f" ({writes.gave_up})" if writes.gave_up else ""

@@ -357,3 +357,60 @@ def test_a_fitted_trend_of_the_recorded_run_draws_without_errors(
     labels = opened.page.evaluate(SERIES_LABELS)
     assert labels["chart-memory-0"] == ["t", USERS, "trend", "limit", "kernel peak"]
     assert opened.page.locator("figure.chart canvas").count() == CHARTS
+
+
+def _with_faults() -> Report:
+    from stackprobe.report.model import FaultEffects, FaultRecord, Recovery
+
+    report = load_report(REPORT)
+    report.faults = [
+        FaultRecord(
+            action="pause",
+            service="db",
+            at=10,
+            for_=5,
+            done=True,
+            started=10.02,
+            ended=15.03,
+            undone_by="schedule",
+            recovery=Recovery(from_t=15.03, recovered_s=1.2, status="recovered", summary="recovered in 1.2 s"),
+        ),
+        FaultRecord(
+            action="kill",
+            service="users",
+            at=30,
+            signal="SIGKILL",
+            sent_via="host",
+            done=True,
+            started=30.0,
+            ended=30.01,
+            recovery=Recovery(reference="start", from_t=30.0, status="not_recovered", summary="did not recover"),
+        ),
+        FaultRecord(action="squeeze", service="users", at=50, size_bytes=16 << 20, kernel="refused", error="busy"),
+    ]
+    report.fault_effects = FaultEffects(recovery_allowance_s=10, restarts_explained=1)
+    return report
+
+
+def test_each_fault_is_a_band_from_its_start_to_its_end_on_every_chart(
+    open_report: Callable[[Report], OpenedReport],
+) -> None:
+    opened = open_report(_with_faults())
+    page = opened.page
+    assert opened.problems == []
+    # The squeeze the kernel refused was never sent to the engine's effect: it has no band.
+    bands = page.locator("figure.chart .fault-band")
+    assert bands.count() == 2 * CHARTS
+    pause = page.locator("#chart-latency .fault-band.fault-pause")
+    kill = page.locator("#chart-latency .fault-band.fault-kill")
+    assert pause.get_attribute("title") == "pause db@10s for 5s: t=10.0 to 15.0 s; recovered in 1.2 s"
+    pause_box, kill_box = pause.bounding_box(), kill.bounding_box()
+    assert pause_box is not None
+    assert kill_box is not None
+    # 5 s of a 63-s axis is several times a kill's instant, which is drawn 2 px wide.
+    assert pause_box["width"] > 40
+    assert kill_box["width"] == 2
+    assert page.locator("#chart-latency .recovery-band").count() == 1
+    rows = page.locator("#faults tr.fault-row")
+    assert rows.count() == 3
+    assert rows.nth(1).locator("td").all_inner_texts()[0] == "kill users@30s"

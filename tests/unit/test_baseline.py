@@ -205,7 +205,7 @@ def test_a_base_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"not a stackprobe report\.json"):
         read_report(tmp_path)
     (tmp_path / "report.json").write_text('{"schema_version": 1}')
-    with pytest.raises(UsageError, match="schema_version 1 is not 2"):
+    with pytest.raises(UsageError, match="schema_version 1 is not 3"):
         read_report(tmp_path / "report.json")
 
 

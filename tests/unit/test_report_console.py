@@ -306,3 +306,43 @@ def test_summary_shows_a_flat_or_missing_trend_without_a_headline() -> None:
     assert "memory trend: not fitted (fewer than 10 memory samples of the target after the warm-up)" in _unwrapped(
         _text(Report())
     )
+
+
+def test_each_fault_gets_a_row_with_its_recovery_and_the_explained_restarts_a_line() -> None:
+    from stackprobe.report.model import FaultEffects, FaultRecord, Recovery
+
+    report = load_report(DATA / "report_oom.json")
+    report.faults = [
+        FaultRecord(
+            action="restart",
+            service="db",
+            at=20,
+            done=True,
+            started=20.05,
+            ended=22.9,
+            recovery=Recovery(
+                reference="start",
+                from_t=20.05,
+                requests=191,
+                errors=111,
+                first_success_s=4.45,
+                recovered_s=9.45,
+                status="recovered",
+                summary="recovered in 9.5 s",
+            ),
+        )
+    ]
+    report.faults.append(
+        FaultRecord(action="kill", service="users", at=40, signal="SIGKILL", sent_via="host", done=True, started=40.26)
+    )
+    report.fault_effects = FaultEffects(recovery_allowance_s=10, restarts_explained=1, restarts_unexplained=0)
+    text = _text(report)
+    assert "Faults (recovery allowance 10 s)" in text
+    assert _line(text, "restart db@20s") == (
+        "restart db@20s yes t=20.1 to 22.9 s; 191 requests, 111 errors during it; first success 4.5-5.5 s after; "
+        "recovered in 9.5 s"
+    )
+    assert _line(text, "kill users@40s") == "kill users@40s yes t=40.3 s; SIGKILL to PID 1 from the host"
+    assert _line(text, "explained by faults") == (
+        "explained by faults restarts 1, unexplained 0; OOM kills 0, unexplained 0"
+    )

@@ -21,8 +21,8 @@ DATA = Path(__file__).parent / "data"
 CONTRACT_KEYS = [
     "schema_version", "stackprobe_version", "started_at", "finished_at", "duration_s", "target", "load",
     "limits", "requests", "latency_ms", "memory", "cpu", "oom_kills", "oom_kills_source", "oom_events",
-    "restarts", "target_exits", "events", "writes", "client_errors", "slo", "baseline", "series", "cost", "problems",
-    "verdict", "reasons",
+    "restarts", "target_exits", "events", "writes", "client_errors", "faults", "fault_effects", "slo", "baseline",
+    "series", "cost", "problems", "verdict", "reasons",
 ]  # fmt: skip
 
 
@@ -64,7 +64,7 @@ def test_report_sections_serialise_with_the_contracts_keys() -> None:
         "p95_ms",
         "p99_ms",
     ]
-    assert list(data["slo"]) == ["spec", "checks", "passed"]
+    assert list(data["slo"]) == ["spec", "checks", "passed", "excluded", "scope"]
     assert list(data["writes"]) == [
         "applicable", "acknowledged", "verified", "lost", "unverified", "lost_examples", "unverified_examples",
         "gave_up",
@@ -95,7 +95,7 @@ def test_from_dict_turns_json_integers_into_floats_where_floats_belong(report_da
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.update(schema_version=1), "schema_version 1 is not 2"),
+        (lambda d: d.update(schema_version=1), "schema_version 1 is not 3"),
         (lambda d: d["memory"].update(peak_bytes="1 GiB"), r"report\.memory\.peak_bytes: expected int"),
         (lambda d: d["events"][0].update(action="boom"), r"report\.events\[0\]\.action: 'boom' is not one of"),
         (lambda d: d["events"][0].pop("t"), r"report\.events\[0\]: .*'t'"),
@@ -160,7 +160,7 @@ def test_schema_requires_every_field_of_the_model() -> None:
     schema = load_schema()
 
     def check(cls: type, node: dict[str, Any]) -> None:
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [model._json_name(f) for f in dataclasses.fields(cls)]
         assert node["required"] == names, cls.__name__
         assert sorted(node["properties"]) == sorted(names), cls.__name__
 
@@ -173,6 +173,9 @@ def test_schema_requires_every_field_of_the_model() -> None:
     ]:  # fmt: skip
         check(cls, props[key])
     check(model.Event, props["events"]["items"])
+    check(model.FaultRecord, props["faults"]["items"])
+    check(model.Recovery, props["faults"]["items"]["properties"]["recovery"])
+    check(model.FaultEffects, props["fault_effects"])
     check(model.SloCheck, props["slo"]["properties"]["checks"]["items"])
     check(model.LoadSeries, props["series"]["properties"]["load"])
     check(model.ContainerSeries, props["series"]["properties"]["containers"]["additionalProperties"])

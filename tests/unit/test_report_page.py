@@ -400,3 +400,26 @@ def test_a_run_without_a_trend_says_so_and_draws_none(report: Report) -> None:
     ]
     assert "data-trend=" not in page
     assert 'id="headline"' not in page
+
+
+def test_faults_are_listed_with_their_recovery_and_embedded_for_the_bands() -> None:
+    from stackprobe.report.model import FaultRecord, Recovery
+
+    report = load_report(DATA / "report_oom.json")
+    report.faults = [
+        FaultRecord(
+            action="pause",
+            service="db",
+            at=10,
+            for_=5,
+            done=True,
+            started=10.0,
+            ended=15.0,
+            recovery=Recovery(status="not_recovered", summary="did not recover within 10 s <b>"),
+        )
+    ]
+    page = html_page(report)
+    assert '<tr class="fault-row fault-row-not_recovered"><td>pause db@10s for 5s</td>' in page
+    assert "did not recover within 10 s &lt;b&gt;" in page
+    embedded = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
+    assert embedded["faults"][0]["for"] == 5.0

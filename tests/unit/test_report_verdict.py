@@ -107,3 +107,86 @@ def test_lost_writes_do_not_count_when_the_audit_does_not_apply() -> None:
     report = _clean()
     report.writes = Writes(applicable=False)
     assert judge(report) == ("pass", [])
+
+
+def _with_faults() -> Report:
+    from stackprobe.report.model import FaultEffects, FaultRecord, Recovery
+
+    report = _clean()
+    report.faults = [
+        FaultRecord(
+            action="kill",
+            service="app",
+            at=20,
+            signal="SIGKILL",
+            done=True,
+            started=20.0,
+            ended=20.05,
+            recovery=Recovery(reference="start", status="recovered", summary="recovered in 3.1 s"),
+        ),
+        FaultRecord(
+            action="pause",
+            service="db",
+            at=40,
+            for_=5,
+            done=True,
+            started=40.0,
+            ended=45.0,
+            recovery=Recovery(status="recovered", summary="recovered in 0.4 s"),
+        ),
+    ]
+    report.restarts = 1
+    report.fault_effects = FaultEffects(recovery_allowance_s=10, restarts_explained=1)
+    return report
+
+
+def test_a_restart_a_kill_explains_does_not_fail_the_run() -> None:
+    assert judge(_with_faults()) == ("pass", [])
+
+
+def test_a_restart_no_fault_explains_fails_the_run_and_says_so() -> None:
+    report = _with_faults()
+    report.restarts = 2
+    report.fault_effects.restarts_unexplained = 1
+    assert judge(report) == ("fail", ["1 restart no fault explains"])
+
+
+def test_an_oom_kill_no_squeeze_explains_fails_the_run() -> None:
+    report = _with_faults()
+    report.oom_kills, report.oom_kills_source = 1, "kernel oom_kill counter"
+    assert judge(report) == ("fail", ["1 OOM kill no fault explains (kernel oom_kill counter)"])
+    report.fault_effects.oom_kills_explained = 1
+    assert judge(report)[0] == "pass"
+
+
+def test_a_service_that_did_not_recover_fails_the_run() -> None:
+    report = _with_faults()
+    recovery = report.faults[0].recovery
+    assert recovery is not None
+    recovery.status, recovery.summary = "not_recovered", "did not recover within 10 s"
+    assert judge(report) == ("fail", ["kill app@20s: did not recover within 10 s"])
+
+
+def test_a_recovery_not_observed_or_a_fault_not_done_is_inconclusive() -> None:
+    report = _with_faults()
+    recovery = report.faults[1].recovery
+    assert recovery is not None
+    recovery.status, recovery.summary = "not_observed", "not observed: the load ended first"
+    report.faults[0].done, report.faults[0].error = False, "no running container of service app"
+    assert judge(report) == (
+        "inconclusive",
+        [
+            "inconclusive: kill app@20s was not done as scheduled: no running container of service app",
+            "inconclusive: pause db@40s for 5s: recovery not observed: the load ended first",
+        ],
+    )
+
+
+def test_a_squeeze_the_kernel_refused_is_a_finding_not_a_blind_spot() -> None:
+    from stackprobe.report.model import FaultRecord
+
+    report = _clean()
+    report.faults = [
+        FaultRecord(action="squeeze", service="app", at=5, size_bytes=16 << 20, kernel="refused", error="busy")
+    ]
+    assert judge(report) == ("pass", [])

@@ -9,6 +9,8 @@
   var load = series.load || {t: []};
   var containers = series.containers || {};
   var events = report.events || [];
+  // Faults that were sent to the engine: each a band from its start to its end on every chart.
+  var faults = (report.faults || []).filter(function (f) { return f.started != null; });
   var clientErrors = report.client_errors || {};
   var memory = report.memory || {};
   var MiB = 1024 * 1024;
@@ -39,6 +41,7 @@
   (clientErrors.failures || []).concat(clientErrors.exceptions || []).forEach(function (row) {
     widen([row.first_t, row.last_t]);
   });
+  faults.forEach(function (f) { widen([f.started, f.ended]); });
 
   // Containers (keyed by container name; replicas give one each) in a stable order: the service under
   // test first, then by service, then by name.
@@ -122,6 +125,66 @@
     };
   }
 
+  function faultWords(f) {
+    var words = f.action + " " + f.service + "@" + f.at + "s";
+    if (f["for"] != null) words += " for " + f["for"] + "s";
+    words += ": t=" + f.started.toFixed(1) + (f.ended == null ? "" : " to " + f.ended.toFixed(1)) + " s";
+    if (f.kernel) words += "; kernel: " + f.kernel;
+    if (!f.done) words += "; not done: " + (f.error || "no reason recorded");
+    if (f.recovery && f.recovery.summary) words += "; " + f.recovery.summary;
+    return words;
+  }
+
+  // Faults as DOM bands over the plot, from each fault's start to its end (at least 2 px wide), with a
+  // lighter band from its recovery reference to where the SLO held again.
+  function faultBands() {
+    var layer;
+    return {
+      hooks: {
+        init: function (u) {
+          layer = document.createElement("div");
+          layer.className = "bands";
+          u.over.appendChild(layer);
+          faults.forEach(function (f) {
+            var band = document.createElement("div");
+            band.className = "fault-band fault-" + f.action + (f.done ? "" : " fault-not-done");
+            band.dataset.from = String(f.started);
+            band.dataset.to = String(f.ended == null ? f.started : f.ended);
+            band.title = faultWords(f);
+            var label = document.createElement("span");
+            label.className = "fault-label";
+            label.textContent = f.action + " " + f.service;
+            band.appendChild(label);
+            layer.appendChild(band);
+            var r = f.recovery;
+            if (r && r.from_t != null && r.recovered_s != null) {
+              var healing = document.createElement("div");
+              healing.className = "recovery-band";
+              healing.dataset.from = String(r.from_t);
+              healing.dataset.to = String(r.from_t + r.recovered_s);
+              healing.title = f.action + " " + f.service + ": " + r.summary;
+              layer.appendChild(healing);
+            }
+          });
+        },
+        draw: function (u) {
+          var width = u.over.clientWidth;
+          Array.prototype.forEach.call(layer.children, function (band) {
+            var left = u.valToPos(Number(band.dataset.from), "x");
+            var right = u.valToPos(Number(band.dataset.to), "x");
+            var inside = right >= 0 && left <= width;
+            band.style.display = inside ? "" : "none";
+            if (!inside) return;
+            left = Math.max(0, left);
+            right = Math.min(width, right);
+            band.style.left = left + "px";
+            band.style.width = Math.max(2, right - left) + "px";
+          });
+        },
+      },
+    };
+  }
+
   function keepScalesTogether(u, key) {
     if (key !== "x" || syncingScale) return;
     syncingScale = true;
@@ -179,7 +242,7 @@
         {label: yLabel, size: 64, values: axisValues(yDigits)},
       ],
       cursor: {sync: {key: cursorSync.key}},
-      plugins: [eventMarkers()],
+      plugins: [faultBands(), eventMarkers()],
       hooks: {setScale: [keepScalesTogether]},
     };
     charts.push(new uPlot(opts, aligned(tables), fig));
