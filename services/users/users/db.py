@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -97,6 +97,8 @@ def init_db(engine: Engine) -> None:
             # Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog: serialise it.
             connection.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             Base.metadata.create_all(connection)
+            # create_all adds the index only with a new table: a table from an earlier version gets it here.
+            connection.execute(text("CREATE INDEX IF NOT EXISTS users_name_idx ON users (name)"))
 
 
 def init_app(app: Flask, settings: Settings) -> Database:
