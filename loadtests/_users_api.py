@@ -13,7 +13,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from typing import Literal
+from urllib.parse import quote, urlsplit
 
 MAX_NAME_LENGTH = 80
 _FIRST_NAMES = ("ada", "grace", "linus", "zoë", "józef", "søren", "ana maría", "李", "amélie", "yusuf")
@@ -49,6 +50,23 @@ def new_name() -> str:
 def first_page_url(limit: int) -> str:
     """Return the URL of the first page of the users list."""
     return f"/users?limit={limit}"
+
+
+def name_lookup_url(name: str) -> str:
+    """Return the relative URL that lists the users named exactly `name` (how an audit finds a create)."""
+    return f"/users?name={quote(name, safe='')}"
+
+
+def create_outcome(status: int, retry_after: str | None) -> Literal["fail", "info"]:
+    """Say what a create that was not acknowledged did: "fail" (nothing was written) or "info" (unknown).
+
+    A 4xx (429 included) and a 503 with Retry-After (the service's answer while its database is away) are
+    definite rejections. No response (status 0: a timeout, a refused or broken connection), any other 5xx
+    (a 500 or a proxy's 502/504 may come after the row was written) and a 2xx with a wrong body are unknown.
+    """
+    if 400 <= status < 500 or (status == 503 and retry_after):
+        return "fail"
+    return "info"
 
 
 def judge_created(status: int, body: bytes | None, location: str | None, sent_name: str) -> User:
