@@ -6,7 +6,7 @@ When STACKPROBE_WRITE_LOG names a file, each create becomes two JSON lines, in J
     {"type": "invoke", "op": "812-17", "process": "812-3", "f": "create", "time": 1764493200.125,
      "name": "ada 3f2a", "lookup": "/users?name=ada%203f2a"}
     {"type": "ok", "op": "812-17", "process": "812-3", "time": 1764493200.131, "name": "ada 3f2a",
-     "location": "/users/123", "expect": {"id": 123, "name": "ada 3f2a"}}
+     "status": 201, "location": "/users/123", "expect": {"id": 123, "name": "ada 3f2a"}}
 
 `ok`: acknowledged (2xx with the record); `fail`: a definite rejection (nothing was written); `info`: the
 outcome is unknown (a timeout, a broken connection, a 5xx that does not promise nothing was written). An
@@ -74,11 +74,12 @@ class WriteLog:
         self._add(line)
         return op
 
-    def ok(self, op: str, process: str, name: str, location: str, expect: Mapping[str, Any]) -> None:
-        """Record that op was acknowledged: the record is at location and holds expect."""
-        self._add(
-            {"type": "ok", "op": op, "process": process, "name": name, "location": location, "expect": dict(expect)}
-        )
+    def ok(
+        self, op: str, process: str, name: str, location: str, expect: Mapping[str, Any], status: int = 201
+    ) -> None:
+        """Record that op was acknowledged (HTTP status): the record is at location and holds expect."""
+        line = {"type": "ok", "op": op, "process": process, "name": name, "status": status}
+        self._add({**line, "location": location, "expect": dict(expect)})
 
     def fail(self, op: str, process: str, name: str, status: int, error: str) -> None:
         """Record that op was definitely rejected (HTTP status; nothing was written)."""
