@@ -400,3 +400,10 @@ def test_a_run_without_a_trend_says_so_and_draws_none(report: Report) -> None:
     ]
     assert "data-trend=" not in page
     assert 'id="headline"' not in page
+
+
+def test_page_shows_the_indeterminate_refused_and_duplicated_writes(report: Report) -> None:
+    texts = _texts(html_page(report), "writes")
+    headers = ["indeterminate", "recovered (applied)", "not applied", "unresolved", "refused", "refused but written"]
+    start = texts.index("indeterminate")
+    assert texts[start : start + 14] == [*headers, "duplicated", "12", "7", "5", "0", "41", "0", "0"]
