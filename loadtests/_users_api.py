@@ -12,8 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 MAX_NAME_LENGTH = 80
@@ -57,14 +56,17 @@ def name_lookup_url(name: str) -> str:
     return f"/users?name={quote(name, safe='')}"
 
 
-def create_outcome(status: int, retry_after: str | None) -> Literal["fail", "info"]:
+def create_outcome(status: int, retry_after: str | None, error: BaseException | None = None) -> Literal["fail", "info"]:
     """Say what a create that was not acknowledged did: "fail" (nothing was written) or "info" (unknown).
 
-    A 4xx (429 included) and a 503 with Retry-After (the service's answer while its database is away) are
-    definite rejections. No response (status 0: a timeout, a refused or broken connection), any other 5xx
-    (a 500 or a proxy's 502/504 may come after the row was written) and a 2xx with a wrong body are unknown.
+    Definite rejections: a 4xx (429 included), a 503 with Retry-After (the service's answer while its
+    database is away), and a refused connection (the request never left). Unknown: no response otherwise (a
+    timeout, a reset or closed connection: the request may have been served), any other 5xx (a 500 or a
+    proxy's 502/504 may come after the row was written) and a 2xx with a wrong body.
     """
     if 400 <= status < 500 or (status == 503 and retry_after):
+        return "fail"
+    if status == 0 and isinstance(error, ConnectionRefusedError):
         return "fail"
     return "info"
 

@@ -74,9 +74,7 @@ class WriteLog:
         self._add(line)
         return op
 
-    def ok(
-        self, op: str, process: str, name: str, location: str, expect: Mapping[str, Any], status: int = 201
-    ) -> None:
+    def ok(self, op: str, process: str, name: str, location: str, expect: Mapping[str, Any], status: int = 201) -> None:
         """Record that op was acknowledged (HTTP status): the record is at location and holds expect."""
         line = {"type": "ok", "op": op, "process": process, "name": name, "status": status}
         self._add({**line, "location": location, "expect": dict(expect)})

@@ -63,7 +63,7 @@ class Registrar(FastHttpUser):
             if user is None:
                 status, failure = response.status_code, getattr(response, "error", None)
                 error = f"HTTP {status}" if status else f"no response: {type(failure).__name__}"
-                if create_outcome(status, headers.get("Retry-After")) == "fail":
+                if create_outcome(status, headers.get("Retry-After"), failure) == "fail":
                     write_log.fail(op, self.process, name, status, error)
                 else:
                     write_log.info(op, self.process, name, status, error)
