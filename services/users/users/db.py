@@ -55,6 +55,15 @@ def create_db_engine(settings: Settings) -> Engine:
             "connect_timeout": settings.connect_timeout_s,
             "options": options,
             "application_name": "users",
+            # A database cut off the network (not stopped: nothing resets the connection) would hold every
+            # request on a pooled connection until the kernel gives up, about 15 min. Unacknowledged data
+            # (tcp_user_timeout) or a silent peer (keepalives) ends the connection after a few seconds
+            # instead, and the request gets the outage's 503.
+            "tcp_user_timeout": settings.network_timeout_s * 1000,
+            "keepalives": 1,
+            "keepalives_idle": settings.network_timeout_s,
+            "keepalives_interval": 1,
+            "keepalives_count": settings.network_timeout_s,
         },
     )
     if settings.ping_after_idle_s > 0:
