@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-HISTORY_NAME = "history.jsonl"
 _TYPES = ("invoke", "ok", "fail", "info")
 
 
