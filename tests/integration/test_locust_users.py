@@ -131,6 +131,14 @@ def test_users_traffic_runs_without_failures_and_every_acknowledged_write_is_sto
     assert len(writes) == run.summary_count("POST", "/users")
     assert all(write["location"] == f"/users/{write['expect']['id']}" for write in writes)
     assert_every_write_stored(live_service_url, writes)
+    # Every create was logged before it was sent, with where to look its name up.
+    invokes = {line["op"]: line for line in run.operations() if line["type"] == "invoke"}
+    with httpx.Client(base_url=live_service_url, timeout=10) as client:
+        for write in writes[:50]:
+            invoke = invokes[write["op"]]
+            assert invoke["time"] <= write["time"]
+            assert (invoke["name"], write["expect"]["name"]) == (write["name"], write["name"])
+            assert client.get(invoke["lookup"]).json()["items"][0]["id"] == write["expect"]["id"]
 
 
 def test_worker_processes_append_whole_lines_to_one_write_log(live_service_url: str, tmp_path: Path) -> None:
