@@ -192,14 +192,14 @@ def run_child(kind: str, url: str, log: Path, workers: int) -> dict[str, Any]:
 
 
 def write_log(path: Path, writes: int) -> None:
-    """Write a log of `writes` acknowledged creates of /users/1 … /users/<writes>, as the locustfile does."""
+    """Write a log of `writes` acknowledged creates of /users/1 … /users/<writes>, in the log's first format."""
     with path.open("w") as out:
         for user in range(1, writes + 1):
             out.write(f'{{"location": "/users/{user}", "expect": {{"id": {user}, "name": "user-{user}"}}}}\n')
 
 
 def log_line(user_id: int, name: str) -> str:
-    """Return the write-log line the locustfile records for an acknowledged create (loadtests/_write_log.py)."""
+    """Return the first format's write-log line for an acknowledged create: read back at its location."""
     expect = {"id": user_id, "name": name}
     return json.dumps({"location": f"/users/{user_id}", "expect": expect}, ensure_ascii=False) + "\n"
 

@@ -12,8 +12,8 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 MAX_NAME_LENGTH = 80
 _FIRST_NAMES = ("ada", "grace", "linus", "zoë", "józef", "søren", "ana maría", "李", "amélie", "yusuf")
@@ -49,6 +49,26 @@ def new_name() -> str:
 def first_page_url(limit: int) -> str:
     """Return the URL of the first page of the users list."""
     return f"/users?limit={limit}"
+
+
+def name_lookup_url(name: str) -> str:
+    """Return the relative URL that lists the users named exactly `name` (how an audit finds a create)."""
+    return f"/users?name={quote(name, safe='')}"
+
+
+def create_outcome(status: int, retry_after: str | None, error: BaseException | None = None) -> Literal["fail", "info"]:
+    """Say what a create that was not acknowledged did: "fail" (nothing was written) or "info" (unknown).
+
+    Definite rejections: a 4xx (429 included), a 503 with Retry-After (the service's answer while its
+    database is away), and a refused connection (the request never left). Unknown: no response otherwise (a
+    timeout, a reset or closed connection: the request may have been served), any other 5xx (a 500 or a
+    proxy's 502/504 may come after the row was written) and a 2xx with a wrong body.
+    """
+    if 400 <= status < 500 or (status == 503 and retry_after):
+        return "fail"
+    if status == 0 and isinstance(error, ConnectionRefusedError):
+        return "fail"
+    return "info"
 
 
 def judge_created(status: int, body: bytes | None, location: str | None, sent_name: str) -> User:

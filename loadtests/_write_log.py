@@ -1,16 +1,31 @@
-"""The acknowledged-write log: every write the service confirmed, for a later durability audit.
+"""The write log: every create the load attempts, as an operation history for a later durability audit.
 
-When STACKPROBE_WRITE_LOG names a file, each acknowledged create becomes one JSON line
-{"location": "/users/123", "expect": {"id": 123, "name": "bob"}} appended to it. Lines are buffered and
-appended in batches of whole lines with O_APPEND, so Locust worker processes (--processes) can share the
-file without tearing each other's lines. Unset, nothing is recorded.
+When STACKPROBE_WRITE_LOG names a file, each create becomes two JSON lines, in Jepsen's terms: an
+`invoke` recorded before the request is sent, then its completion:
+
+    {"type": "invoke", "op": "812-17", "process": "812-3", "f": "create", "time": 1764493200.125,
+     "name": "ada 3f2a", "lookup": "/users?name=ada%203f2a"}
+    {"type": "ok", "op": "812-17", "process": "812-3", "time": 1764493200.131, "name": "ada 3f2a",
+     "status": 201, "location": "/users/123", "expect": {"id": 123, "name": "ada 3f2a"}}
+
+`ok`: acknowledged (2xx with the record); `fail`: a definite rejection (nothing was written); `info`: the
+outcome is unknown (a timeout, a broken connection, a 5xx that does not promise nothing was written). An
+invoke with no completion (the load stopped while the request was out) is unknown too. `time` is the wall
+clock (Unix seconds); `op` and `process` are unique across worker processes (they start with the pid).
+`lookup` is where the audit finds the records of that name, to settle the unknown ones and count duplicates.
+
+Lines are buffered and appended in batches of whole lines with O_APPEND, so Locust worker processes
+(--processes) can share the file without tearing each other's lines; each process's lines stay in the
+order they were recorded. Unset, nothing is recorded.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,16 +35,21 @@ from locust.env import Environment
 ENV_VAR = "STACKPROBE_WRITE_LOG"
 # A long soak creates millions of users: bound the buffer, and keep each append a few tens of KiB.
 FLUSH_EVERY = 500
+# A quiet process still appends at least this often (seconds), so the file never lags far behind.
+FLUSH_AFTER_S = 1.0
 
 logger = logging.getLogger(__name__)
 
 
 class WriteLog:
-    """Buffer acknowledged writes and append them to a file as whole JSON lines."""
+    """Buffer write operations (invoke, then ok / fail / info) and append them to a file as whole JSON lines."""
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
         self._pending: list[str] = []
+        self._flushed_at = time.monotonic()
+        self._ops = itertools.count(1)
+        self._processes = itertools.count(1)
 
     def open(self, path: str | None) -> None:
         """Start recording to path (None: record nothing); create the file now so a bad path fails early."""
@@ -38,16 +58,46 @@ class WriteLog:
         if path:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
 
-    def record(self, location: str, expect: Mapping[str, Any]) -> None:
-        """Remember that the resource at location was acknowledged with these values."""
+    def new_process(self) -> str:
+        """Return a process id for one simulated user ("<pid>-<n>"), unique across worker processes."""
+        return f"{os.getpid()}-{next(self._processes)}"
+
+    def invoke(self, process: str, name: str, lookup: str | None = None) -> str:
+        """Record that process is about to create `name` (call it before sending); return the op's id.
+
+        lookup: a URL (relative to the host, like the request's own) listing the records of that name.
+        """
+        op = f"{os.getpid()}-{next(self._ops)}"
+        line: dict[str, Any] = {"type": "invoke", "op": op, "process": process, "f": "create", "name": name}
+        if lookup is not None:
+            line["lookup"] = lookup
+        self._add(line)
+        return op
+
+    def ok(self, op: str, process: str, name: str, location: str, expect: Mapping[str, Any], status: int = 201) -> None:
+        """Record that op was acknowledged (HTTP status): the record is at location and holds expect."""
+        line = {"type": "ok", "op": op, "process": process, "name": name, "status": status}
+        self._add({**line, "location": location, "expect": dict(expect)})
+
+    def fail(self, op: str, process: str, name: str, status: int, error: str) -> None:
+        """Record that op was definitely rejected (HTTP status; nothing was written)."""
+        self._add({"type": "fail", "op": op, "process": process, "name": name, "status": status, "error": error})
+
+    def info(self, op: str, process: str, name: str, status: int, error: str) -> None:
+        """Record that op's outcome is unknown (status 0: no response, e.g. a timeout or a broken connection)."""
+        self._add({"type": "info", "op": op, "process": process, "name": name, "status": status, "error": error})
+
+    def _add(self, line: dict[str, Any]) -> None:
         if not self.path:
             return
-        self._pending.append(json.dumps({"location": location, "expect": dict(expect)}, ensure_ascii=False))
-        if len(self._pending) >= FLUSH_EVERY:
+        line["time"] = round(time.time(), 6)
+        self._pending.append(json.dumps(line, ensure_ascii=False))
+        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._flushed_at >= FLUSH_AFTER_S:
             self.flush()
 
     def flush(self) -> None:
         """Append every pending line in one write."""
+        self._flushed_at = time.monotonic()
         if not self.path or not self._pending:
             return
         lines, self._pending = self._pending, []
@@ -75,16 +125,16 @@ def open_write_log(environment: Environment, **_kwargs: Any) -> None:
         logger.error("%s=%s: cannot append to it (%s)", ENV_VAR, path, exc.strerror)
         raise SystemExit(2) from None
     if path:
-        logger.info("Recording acknowledged writes to %s", path)
+        logger.info("Recording write operations to %s", path)
 
 
 @events.test_stop.add_listener
 def flush_on_test_stop(environment: Environment, **_kwargs: Any) -> None:
-    """Write out what was acknowledged before the test stopped."""
+    """Write out what was recorded before the test stopped."""
     write_log.flush()
 
 
 @events.quitting.add_listener
 def flush_on_quit(environment: Environment, **_kwargs: Any) -> None:
-    """Write out anything acknowledged after the last stop (e.g. when SIGTERM ends the run)."""
+    """Write out anything recorded after the last stop (e.g. when SIGTERM ends the run)."""
     write_log.flush()

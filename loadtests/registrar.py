@@ -11,10 +11,12 @@ from typing import TypeVar
 from _users_api import (
     Rejected,
     User,
+    create_outcome,
     first_page_url,
     judge_created,
     judge_fetched,
     judge_page,
+    name_lookup_url,
     new_name,
 )
 from _write_log import write_log
@@ -51,17 +53,26 @@ class Registrar(FastHttpUser):
     def on_start(self) -> None:
         """Start with nobody added; remember only the latest hundred for look-ups."""
         self.added: deque[User] = deque(maxlen=100)
+        self.process = write_log.new_process()
 
     @task(4)
     def add_user(self) -> None:
-        """POST /users with a fresh name; record the acknowledged write."""
+        """POST /users with a fresh name; record the create in the write log before sending, then its outcome."""
         name = new_name()
+        op = write_log.invoke(self.process, name, lookup=name_lookup_url(name))
         with self.client.post("/users", json={"name": name}, name="/users", catch_response=True) as response:
-            location = (response.headers or {}).get("Location")
-            user = self._judge(response, partial(judge_created, location=location, sent_name=name))
+            headers = response.headers or {}
+            user = self._judge(response, partial(judge_created, location=headers.get("Location"), sent_name=name))
+            if user is None:
+                status, failure = response.status_code, getattr(response, "error", None)
+                error = f"HTTP {status}" if status else f"no response: {type(failure).__name__}"
+                if create_outcome(status, headers.get("Retry-After"), failure) == "fail":
+                    write_log.fail(op, self.process, name, status, error)
+                else:
+                    write_log.info(op, self.process, name, status, error)
         if user is not None:
             self.added.append(user)
-            write_log.record(f"/users/{user.id}", {"id": user.id, "name": user.name})
+            write_log.ok(op, self.process, name, f"/users/{user.id}", {"id": user.id, "name": user.name})
 
     @task(4)
     def browse(self) -> None:

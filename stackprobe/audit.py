@@ -1,5 +1,10 @@
 """The write audit: every write the service acknowledged must be found again afterwards.
 
+The write log is the load's history of creates (loadtests/_write_log.py): an `invoke` before each request,
+then `ok` (acknowledged), `fail` (definitely rejected) or `info` (outcome unknown); an invoke with no
+completion is unknown too. A line with no `type`, {"location": ..., "expect": {...}}, is an acknowledged
+write (the log's first format, still what a locustfile of your own may write).
+
 Each acknowledged write ends in exactly one of three counts, in Jepsen's vocabulary:
 
 - verified: read back with HTTP 200 and every expected key equal;
@@ -8,10 +13,20 @@ Each acknowledged write ends in exactly one of three counts, in Jepsen's vocabul
   connection, another status (401, 403, 3xx …), or not looked at because the audit gave up (its deadline,
   a service that answered nobody for too long) or was stopped.
 
+A write whose invoke names a `lookup` URL (the records of that name: a JSON list, or an object with an
+`items` list) is read there instead, one request that also counts the records of that name:
+
+- acknowledged: verified when a record of that name holds every expected key, else lost;
+- indeterminate (info, or no completion): recovered (a record of that name exists: it was applied), not
+  applied (none), or unresolved (the audit could not look);
+- failed: a record of that name means it was applied although refused (failed_applied);
+- duplicated: more than one record of that name, whatever the write's type.
+
 The write log is streamed: a reader (the calling thread) feeds a bounded queue, a few worker threads read
-back, each on its own kept-alive http.client connection. Memory stays flat however long the log, and the
-calling thread keeps watching the deadline, the service's silence and the stop event, so the audit ends
-within about a second of being stopped or interrupted.
+back, each on its own kept-alive http.client connection. Memory stays flat however long the log (the only
+state kept per write is that of the creates in flight, invoked but not yet completed at that point of the
+log), and the calling thread keeps watching the deadline, the service's silence and the stop event, so the
+audit ends within about a second of being stopped or interrupted.
 """
 
 from __future__ import annotations
@@ -27,10 +42,11 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 # Per socket operation (connect, each read): a read that hangs longer fails and may be retried. Stopping
@@ -64,13 +80,42 @@ _RETRYABLE = frozenset({429, *range(500, 600)})
 _GONE = frozenset({404, 410})
 
 
+Kind = Literal["ok", "info", "fail"]
+
+
+class Write(NamedTuple):
+    """One write to settle: its type in the log, where to read it back, and what to expect there.
+
+    kind: "ok" (acknowledged), "info" (indeterminate) or "fail" (refused). location: the acknowledged
+    record's URL (None unless ok). expect: the acknowledged record's keys. lookup: the URL listing the
+    records named `name` (None when the log gave none). why: for an indeterminate write, what made it so.
+    """
+
+    kind: Kind
+    location: str | None
+    expect: dict[str, Any]
+    lookup: str | None = None
+    name: str | None = None
+    why: str = ""
+
+    @property
+    def label(self) -> str:
+        """How examples name this write: its location, else its name."""
+        if self.kind == "ok" and self.location is not None:
+            return self.location
+        return f"{self.name!r}" if self.name is not None else str(self.lookup)
+
+
 @dataclass
 class AuditResult:
     """What the audit found: each acknowledged write is verified, lost or unverified, exactly one of the three.
 
     applicable: False when there was no write log (the locustfile records no writes); the counts are None then.
-    acknowledged: writes in the log; equal to verified + lost + unverified.
-    lost_examples, unverified_examples: at most EXAMPLES_KEPT each, "<location>: <why>".
+    acknowledged: acknowledged writes in the log; equal to verified + lost + unverified.
+    indeterminate: creates whose outcome the load did not learn; equal to recovered + not_applied + unresolved.
+    failed: creates the service refused; failed_applied of them were found written all the same.
+    duplicated: writes whose name the service holds more than once (counted only where a lookup was made).
+    *_examples: at most EXAMPLES_KEPT each, "<location or name>: <why>".
     gave_up: why the audit stopped before looking at every write (its deadline passed, the service answered
         nobody for the unreachable budget, or it was stopped); None when it looked at every write.
     duration_s: wall-clock seconds the audit took.
@@ -85,6 +130,50 @@ class AuditResult:
     unverified_examples: list[str] = field(default_factory=list)
     gave_up: str | None = None
     duration_s: float = 0.0
+    indeterminate: int | None = None
+    recovered: int | None = None
+    not_applied: int | None = None
+    unresolved: int | None = None
+    failed: int | None = None
+    failed_applied: int | None = None
+    duplicated: int | None = None
+    unresolved_examples: list[str] = field(default_factory=list)
+    failed_applied_examples: list[str] = field(default_factory=list)
+    duplicated_examples: list[str] = field(default_factory=list)
+
+    def section(self) -> dict[str, Any]:
+        """Return report.json's "writes" object (the keys of stackprobe/report/schema.json's writes)."""
+        return writes_section(self)
+
+
+def writes_section(audit: AuditResult | None) -> dict[str, Any]:
+    """Return report.json's "writes" object for an audit (None or not applicable: every count null)."""
+    applicable = audit is not None and audit.applicable
+    counts = (
+        "acknowledged",
+        "verified",
+        "lost",
+        "unverified",
+        "indeterminate",
+        "recovered",
+        "not_applied",
+        "unresolved",
+        "failed",
+        "failed_applied",
+        "duplicated",
+    )
+    examples = (
+        "lost_examples",
+        "unverified_examples",
+        "unresolved_examples",
+        "failed_applied_examples",
+        "duplicated_examples",
+    )
+    section: dict[str, Any] = {"applicable": applicable}
+    section.update({name: getattr(audit, name) if applicable else None for name in counts})
+    section.update({name: list(getattr(audit, name)) if applicable else [] for name in examples})
+    section["gave_up"] = audit.gave_up if applicable and audit is not None else None
+    return section
 
 
 def audit_write_log(
@@ -98,15 +187,17 @@ def audit_write_log(
 ) -> AuditResult:
     """Read back every write in the JSON-lines write log at `path` from the service at `base_url`.
 
-    Each line is {"location": "/users/123", "expect": {"id": 123, ...}}. A relative location is read at
+    Each line is an operation of the load's history (see the module's docstring), or the first format's
+    {"location": "/users/123", "expect": {"id": 123, ...}}. A relative location or lookup is read at
     base_url + location, as Locust requests it (so "http://host/api" + "/users/1" is "/api/users/1"); an
     absolute http(s) location as it stands. Credentials in base_url are sent as HTTP Basic auth, as Locust
     sends them.
 
-    At most `workers` reads are in flight, and at most 2 * workers + 1 batches of BATCH writes are held:
-    memory does not grow with the log.
+    At most `workers` reads are in flight, and at most 2 * workers + 1 batches of BATCH writes are held,
+    besides the creates in flight at a point of the log: memory does not grow with the log.
 
-    The audit gives up, counting every write not yet read back as unverified without a request each, when
+    The audit gives up, counting every write not yet read back as unverified (an indeterminate one as
+    unresolved, a failed one as neither applied nor not) without a request each, when
     `deadline_s` seconds have passed since it started, or when the service has answered nobody for
     `unreachable_budget_s` seconds (an answer: any status but 5xx and 429). It stops the same way within
     about a second when `stop` is set. A KeyboardInterrupt in the calling thread stops the workers within
@@ -156,17 +247,20 @@ class _Audit:
         self.base_path: str | None = None
         self.base_server, _ = self.target(self.base_url)
         self.base_path = urlsplit(self.base_url).path if not parts.query and not parts.fragment else None
-        self.queue: queue.Queue[list[tuple[str, dict[str, Any]]] | None] = queue.Queue(workers)
+        self.queue: queue.Queue[list[Write] | None] = queue.Queue(workers)
         self.halted = threading.Event()
         self.reason: str | None = None
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self.fed = 0  # writes put on the queue
-        self.unread = 0  # writes left in the log when the audit gave up
-        self.verified = self.lost = self.unverified_looked = 0
-        self.lost_examples: list[str] = []
-        self.unverified_examples: list[str] = []
+        # Per kind of write: how many the log holds (queued, or left unread when the audit gave up) and how
+        # many were settled. Outcomes: verified, lost, recovered, not_applied, failed_applied,
+        # failed_not_applied, duplicated, and looked_<kind> for writes looked at but left unsettled.
+        self.total: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {
+            name: [] for name in ("lost", "unverified", "unresolved", "failed_applied", "duplicated")
+        }
         # The service's silence: when the last decisive answer came (any worker), and when the first
         # attempt since then that got none began.
         self.last_answer_at = time.monotonic()
@@ -206,26 +300,37 @@ class _Audit:
             return False
 
         next_watch = time.monotonic()  # look once before the first request
-        batch: list[tuple[str, dict[str, Any]]] = []
+        batch: list[Write] = []
+        reader = _LogReader(path)
         for number, line in enumerate(log, start=1):
             if not line.strip():
                 continue
-            batch.append(_parse(line, path, number))
+            write = reader.read(line, number)
+            if write is None:
+                continue
+            batch.append(write)
             if len(batch) >= BATCH:
                 if not queued(batch):
                     break
-                self.fed += len(batch)
+                self._count_queued(batch)
                 batch = []
                 next_watch = time.monotonic() + TICK_S
             elif time.monotonic() >= next_watch:
                 next_watch = time.monotonic() + TICK_S
                 if watch():
                     break
-        if not self.halted.is_set() and batch and queued(batch):
-            self.fed += len(batch)
-            batch = []
+        if not self.halted.is_set():
+            # Creates invoked but never completed (the load stopped while they were out) are indeterminate.
+            batch.extend(reader.unfinished())
+            for start in range(0, len(batch), BATCH):
+                if not queued(batch[start : start + BATCH]):
+                    batch = batch[start:]
+                    break
+                self._count_queued(batch[start : start + BATCH])
+            else:
+                batch = []
         if self.halted.is_set():
-            self._count_unread(batch, log)
+            self._count_unread(batch, log, reader)
             self.wind_down()
             return
         # Every write is queued: one end mark per worker, then wait for them to finish.
@@ -237,21 +342,25 @@ class _Audit:
                 worker.thread.join(TICK_S)
         self.wind_down()
 
-    def _count_unread(self, batch: list[tuple[str, dict[str, Any]]], log: IO[bytes]) -> None:
-        """Count the writes the audit will not look at: those in hand and the rest of the log, unparsed."""
-        reason = self.reason
-        self.unread += len(batch)
-        for location, _ in batch[:EXAMPLES_KEPT]:
-            self._unchecked_example(location, reason)
+    def _count_queued(self, batch: list[Write]) -> None:
+        for write in batch:
+            self.total[write.kind] += 1
+
+    def _count_unread(self, batch: list[Write], log: IO[bytes], reader: _LogReader) -> None:
+        """Count the writes the audit will not look at: those in hand and the rest of the log, unchecked."""
+        for write in batch:
+            self.total[write.kind] += 1
+            self._unchecked_example(write, self.reason)
         for line in log:
-            if line.strip():
-                self.unread += 1
-                if len(self.unverified_examples) < EXAMPLES_KEPT:
-                    try:
-                        location = str(json.loads(line)["location"])
-                    except (ValueError, KeyError, TypeError):
-                        location = "(a line that is not a write record)"
-                    self._unchecked_example(location, reason)
+            if not line.strip():
+                continue
+            write = reader.skim(line)
+            if write is not None:
+                self.total[write.kind] += 1
+                self._unchecked_example(write, self.reason)
+        for write in reader.unfinished():
+            self.total[write.kind] += 1
+            self._unchecked_example(write, self.reason)
 
     def wind_down(self) -> None:
         """Count what is still queued as not looked at, end the workers, wait for them a little."""
@@ -261,8 +370,8 @@ class _Audit:
                     item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-                for location, _ in item or ():
-                    self.record_unchecked(location)
+                for write in item or ():
+                    self.record_unchecked(write)
             for _ in self.workers:
                 try:
                     self.queue.put_nowait(None)
@@ -295,18 +404,34 @@ class _Audit:
         return time.monotonic() - max(since, self.last_answer_at)
 
     def result(self, *, duration_s: float) -> AuditResult:
-        acknowledged = self.fed + self.unread
-        checked = self.verified + self.lost + self.unverified_looked
+        total, done = self.total, self.outcomes
+        acknowledged, indeterminate, failed = total["ok"], total["info"], total["fail"]
+        settled = {
+            "ok": done["verified"] + done["lost"],
+            "info": done["recovered"] + done["not_applied"],
+            "fail": done["failed_applied"] + done["failed_not_applied"],
+        }
+        looked = sum(settled.values()) + done["looked_ok"] + done["looked_info"] + done["looked_fail"]
         return AuditResult(
             applicable=True,
             acknowledged=acknowledged,
-            verified=self.verified,
-            lost=self.lost,
-            unverified=acknowledged - self.verified - self.lost,
-            lost_examples=list(self.lost_examples),
-            unverified_examples=list(self.unverified_examples),
-            gave_up=self.reason if checked < acknowledged else None,
+            verified=done["verified"],
+            lost=done["lost"],
+            unverified=acknowledged - settled["ok"],
+            lost_examples=list(self.examples["lost"]),
+            unverified_examples=list(self.examples["unverified"]),
+            gave_up=self.reason if looked < acknowledged + indeterminate + failed else None,
             duration_s=duration_s,
+            indeterminate=indeterminate,
+            recovered=done["recovered"],
+            not_applied=done["not_applied"],
+            unresolved=indeterminate - settled["info"],
+            failed=failed,
+            failed_applied=done["failed_applied"],
+            duplicated=done["duplicated"],
+            unresolved_examples=list(self.examples["unresolved"]),
+            failed_applied_examples=list(self.examples["failed_applied"]),
+            duplicated_examples=list(self.examples["duplicated"]),
         )
 
     # -- any thread ----------------------------------------------------------------------------------
@@ -319,34 +444,37 @@ class _Audit:
         if self.silent_since is None:
             self.silent_since = attempt_started
 
-    def record_verified(self) -> None:
+    def record(self, outcome: str, example: str | None = None, *, duplicated: str | None = None) -> None:
+        """Count a settled write's outcome (verified, lost, recovered, not_applied, failed_applied, ...)."""
+        with self._lock:
+            if self._closed:
+                return
+            self.outcomes[outcome] += 1
+            self._example(outcome, example)
+            if duplicated is not None:
+                self.outcomes["duplicated"] += 1
+                self._example("duplicated", duplicated)
+
+    def record_unsettled(self, write: Write, example: str) -> None:
+        """Count a write the audit looked at but could not settle (unverified, unresolved, or neither)."""
         with self._lock:
             if not self._closed:
-                self.verified += 1
+                self.outcomes[f"looked_{write.kind}"] += 1
+                self._example(_UNSETTLED[write.kind], example)
 
-    def record_lost(self, example: str) -> None:
+    def record_unchecked(self, write: Write) -> None:
+        """A write taken off the queue but not looked at: it stays unsettled through the remainder."""
         with self._lock:
             if not self._closed:
-                self.lost += 1
-                if len(self.lost_examples) < EXAMPLES_KEPT:
-                    self.lost_examples.append(example)
+                self._unchecked_example(write, self.reason)
 
-    def record_unverified(self, example: str) -> None:
-        with self._lock:
-            if not self._closed:
-                self.unverified_looked += 1
-                if len(self.unverified_examples) < EXAMPLES_KEPT:
-                    self.unverified_examples.append(example)
+    def _unchecked_example(self, write: Write, reason: str | None) -> None:
+        self._example(_UNSETTLED[write.kind], f"{write.label}: not checked: {reason}")
 
-    def record_unchecked(self, location: str) -> None:
-        """A write taken off the queue but not looked at: it counts as unverified through the remainder."""
-        with self._lock:
-            if not self._closed:
-                self._unchecked_example(location, self.reason)
-
-    def _unchecked_example(self, location: str, reason: str | None) -> None:
-        if len(self.unverified_examples) < EXAMPLES_KEPT:
-            self.unverified_examples.append(f"{location}: not checked: {reason}")
+    def _example(self, outcome: str, example: str | None) -> None:
+        kept = self.examples.get(outcome)
+        if kept is not None and example is not None and len(kept) < EXAMPLES_KEPT:
+            kept.append(example)
 
     def fail(self, error: BaseException) -> None:
         """A worker met an error the audit does not expect: stop, and raise it in the calling thread."""
@@ -394,8 +522,8 @@ class _Worker:
                 batch = get()
                 if batch is None:
                     return
-                for location, expect in batch:
-                    self.check(location, expect)
+                for write in batch:
+                    self.check(write)
         except BaseException as exc:
             audit.fail(exc)
         finally:
@@ -411,19 +539,23 @@ class _Worker:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    def check(self, location: str, expect: dict[str, Any]) -> None:
-        """Read one write back and record it as verified, lost or unverified."""
+    def check(self, write: Write) -> None:
+        """Read one write back (at its lookup if it has one, else its location) and record what was found."""
         audit = self.audit
+        where = write.lookup if write.lookup is not None else write.location
+        if where is None:
+            audit.record_unsettled(write, f"{write.label}: nowhere to look (the log gives no lookup)")
+            return
         try:
-            server, request_target = audit.target(location)
+            server, request_target = audit.target(where)
         except ValueError as exc:
-            audit.record_unverified(f"{location}: cannot be read: {exc}")
+            audit.record_unsettled(write, f"{write.label}: cannot be read: {exc}")
             return
         attempts = tries = 0
         first_try: float | None = None
         while True:
             if audit.halted.is_set():
-                audit.record_unchecked(location)
+                audit.record_unchecked(write)
                 return
             started = time.monotonic()
             if first_try is None:
@@ -432,7 +564,7 @@ class _Worker:
             try:
                 status, retry_after, body = self.get(server, request_target)
             except (http.client.InvalidURL, UnicodeError) as exc:  # a location http.client will not send (a space …)
-                audit.record_unverified(f"{location}: cannot be read: {exc}")
+                audit.record_unsettled(write, f"{write.label}: cannot be read: {exc}")
                 return
             except (OSError, http.client.HTTPException) as exc:
                 status, retry_after, body, failure = 0, None, b"", exc
@@ -443,17 +575,20 @@ class _Worker:
             attempts += 1
             if failure is None and status not in _RETRYABLE:
                 audit.answered()
-                _classify(audit, location, expect, status, body)
+                if write.lookup is not None:
+                    _classify_lookup(audit, write, status, body)
+                else:
+                    _classify(audit, write, status, body)
                 return
             audit.unanswered(started)
             if audit.halted.is_set():
-                audit.record_unchecked(location)
+                audit.record_unchecked(write)
                 return
             if failure is None:
                 tries += 1
                 if tries >= TRIES:
                     after = f" (Retry-After {retry_after.strip()[:40]})" if retry_after else ""
-                    audit.record_unverified(f"{location}: HTTP {status} after {attempts} tries{after}")
+                    audit.record_unsettled(write, f"{write.label}: HTTP {status} after {attempts} tries{after}")
                     return
                 wait = _retry_after_s(retry_after)
                 delay = BACKOFF_S[min(tries, len(BACKOFF_S)) - 1] if wait is None else wait
@@ -463,11 +598,11 @@ class _Worker:
                 if audit.last_answer_at > first_try:
                     tries += 1
                 if tries >= TRIES:
-                    audit.record_unverified(f"{location}: {_describe(failure)} after {attempts} tries")
+                    audit.record_unsettled(write, f"{write.label}: {_describe(failure)} after {attempts} tries")
                     return
                 delay = RECONNECT_DELAYS_S[min(attempts, len(RECONNECT_DELAYS_S)) - 1]
             if delay > 0 and audit.halted.wait(delay):
-                audit.record_unchecked(location)
+                audit.record_unchecked(write)
                 return
 
     def get(self, server: tuple[str, str, int], request_target: str) -> tuple[int, str | None, bytes]:
@@ -524,36 +659,120 @@ class _Worker:
         raise error or OSError(f"no address for {host}:{port}")
 
 
-def _parse(line: bytes, path: Path, number: int) -> tuple[str, dict[str, Any]]:
-    try:
-        record = json.loads(line)
-        return str(record["location"]), dict(record.get("expect", {}))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        text = line.decode("utf-8", "replace").rstrip("\r\n")[:120]
-        raise ValueError(f"{path}:{number}: not a write record ({exc}): {text}") from None
+_UNSETTLED = {"ok": "unverified", "info": "unresolved", "fail": "failed_unverified"}
+_COMPLETIONS = frozenset({"ok", "fail", "info"})
 
 
-def _classify(audit: _Audit, location: str, expect: dict[str, Any], status: int, body: bytes) -> None:
+class _LogReader:
+    """Turn the write log's lines into Writes, pairing each completion with its invoke.
+
+    The state is the creates in flight at this point of the log (invoked, not yet completed), by op id.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.in_flight: dict[str, tuple[str | None, str | None]] = {}
+
+    def read(self, line: bytes, number: int) -> Write | None:
+        """Return the write a line settles (None for an invoke); ValueError naming file:line if it is none."""
+        try:
+            return self._settle(json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            text = line.decode("utf-8", "replace").rstrip("\r\n")[:120]
+            raise ValueError(f"{self.path}:{number}: not a write record ({exc}): {text}") from None
+
+    def skim(self, line: bytes) -> Write | None:
+        """As read, for a line the audit will not look at: a line that is no write record counts as one."""
+        try:
+            return self._settle(json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return Write("ok", "(a line that is not a write record)", {})
+
+    def _settle(self, record: Any) -> Write | None:
+        kind = record.get("type")
+        if kind is None:  # the first format: an acknowledged write
+            return Write("ok", str(record["location"]), dict(record.get("expect", {})))
+        if kind == "invoke":
+            lookup = record.get("lookup")
+            self.in_flight[str(record["op"])] = (None if lookup is None else str(lookup), _text(record.get("name")))
+            return None
+        if kind not in _COMPLETIONS:
+            raise ValueError(f"unknown type {kind!r}")
+        lookup, name = self.in_flight.pop(str(record["op"]), (None, None))
+        name = _text(record.get("name")) if name is None else name
+        if kind == "ok":
+            return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
+        return Write(kind, None, {}, lookup, name, str(record.get("error", "")))
+
+    def unfinished(self) -> list[Write]:
+        """Return (and forget) the creates invoked that the log never completed: indeterminate."""
+        writes = [
+            Write("info", None, {}, lookup, name, "no completion in the log")
+            for lookup, name in self.in_flight.values()
+        ]
+        self.in_flight.clear()
+        return writes
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _classify(audit: _Audit, write: Write, status: int, body: bytes) -> None:
+    """Settle an acknowledged write read back at its location."""
+    location, expect = write.label, write.expect
     if status in _GONE:
-        audit.record_lost(f"{location}: HTTP {status}")
+        audit.record("lost", f"{location}: HTTP {status}")
         return
     if status != 200:
         # 3xx, 401, 403 …: the service answered, but not with the record: the audit could not look.
-        audit.record_unverified(f"{location}: HTTP {status}")
+        audit.record_unsettled(write, f"{location}: HTTP {status}")
         return
     try:
         record = json.loads(body)
     except ValueError:
-        audit.record_lost(f"{location}: body is not JSON")
+        audit.record("lost", f"{location}: body is not JSON")
         return
     if not isinstance(record, dict):
-        audit.record_lost(f"{location}: body is not a JSON object")
+        audit.record("lost", f"{location}: body is not a JSON object")
         return
     changed = {key: record.get(key) for key, value in expect.items() if record.get(key) != value}
     if changed:
-        audit.record_lost(f"{location}: expected {expect}, found {changed}")
+        audit.record("lost", f"{location}: expected {expect}, found {changed}")
     else:
-        audit.record_verified()
+        audit.record("verified")
+
+
+def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> None:
+    """Settle a write from its lookup's answer: the records of its name, as a list or an `items` list."""
+    label = write.label
+    if status != 200:
+        # A 404 from a lookup says the lookup is unknown, not that the write is missing.
+        audit.record_unsettled(write, f"{label}: lookup answered HTTP {status}")
+        return
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    items = document.get("items") if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        audit.record_unsettled(write, f"{label}: lookup answered no list of records")
+        return
+    named = [item for item in items if isinstance(item, dict) and item.get("name") == write.name]
+    duplicated = f"{label}: {len(named)} records of that name" if len(named) > 1 else None
+    if write.kind == "ok":
+        expect = write.expect
+        if any(all(item.get(key) == value for key, value in expect.items()) for item in named):
+            audit.record("verified", duplicated=duplicated)
+        else:
+            found = f"{len(named)} other records of that name" if named else "no record of that name"
+            audit.record("lost", f"{label}: expected {expect}, found {found}", duplicated=duplicated)
+    elif write.kind == "info":
+        audit.record("recovered" if named else "not_applied", duplicated=duplicated)
+    elif named:
+        audit.record("failed_applied", f"{label}: refused ({write.why}) but written", duplicated=duplicated)
+    else:
+        audit.record("failed_not_applied")
 
 
 def _retry_after_s(value: str | None) -> float | None:

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 CSV_NAME = "locust"
 WRITE_LOG_NAME = "writes.jsonl"
+# The write log as a Jepsen-shaped history (stackprobe.history.write_history), written after the load.
+HISTORY_NAME = "history.jsonl"
 WINDOWS_NAME = "locust_windows.jsonl"
 ERRORS_NAME = "locust_errors.json"
 # stackprobe's listener, loaded by Locust beside the user's locustfiles (never imported here: it imports
@@ -105,8 +107,13 @@ class LoadPlan:
 
     @property
     def write_log(self) -> Path:
-        """Return the file the locustfile appends acknowledged writes to."""
+        """Return the file the locustfile appends its write operations to (loadtests/_write_log.py)."""
         return self.out / WRITE_LOG_NAME
+
+    @property
+    def history(self) -> Path:
+        """Return where the run's operation history goes (stackprobe.history.write_history)."""
+        return self.out / HISTORY_NAME
 
     @property
     def windows(self) -> Path:
@@ -156,6 +163,7 @@ class LoadPlan:
         suffixes = ("_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv", ".json")
         return [
             self.write_log,
+            self.history,
             self.log,
             self.windows,
             self.errors,

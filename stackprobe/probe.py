@@ -20,7 +20,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from stackprobe import __version__
-from stackprobe.audit import AuditResult, audit_write_log
+from stackprobe.audit import AuditResult, audit_write_log, writes_section
+from stackprobe.history import write_history
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
 from stackprobe.faults import FaultExecutor, FaultOutcome, fault_records
 from stackprobe.limits import (
@@ -363,6 +364,11 @@ def _load_and_audit(
         seen.faults = executor.stop("load end")
     with console.status("Auditing acknowledged writes …"):
         seen.audit = audit_write_log(url, plan.write_log)
+    if seen.load_wall_start is not None:
+        try:
+            write_history(plan.write_log, plan.history, start=seen.load_wall_start)
+        except (OSError, ValueError) as exc:  # the report stands without it; say why it is missing
+            console.print(f"history.jsonl not written: {exc}", markup=False, highlight=False)
 
 
 def _applied_if_any(client: docker.DockerClient, stack: Stack, service: str) -> AppliedLimits | None:
@@ -470,7 +476,7 @@ def _build_report(
         "restarts": summary.restarts if summary else 0,
         "target_exits": _target_exits(watch, spec.service, seen),
         "events": watch.events_section(),
-        "writes": _writes_section(audit),
+        "writes": writes_section(audit),
         "series": {"containers": watch.containers_series()},
         "cost": {
             "prober_cpu_seconds": round(prober_cpu_seconds, 3),
@@ -589,31 +595,6 @@ def _target_exits(watch: WatchResult, service: str, seen: _Observed) -> list[str
             last[event.container] = event
     when = "while the stack started" if starting else "at t={:.1f} s"
     return [f"{name} exited with code {e.exit_code} {when.format(e.t)}" for name, e in last.items()]
-
-
-def _writes_section(audit: AuditResult | None) -> dict[str, Any]:
-    """Return the report's "writes" object (Jepsen's terms) from the audit, or "not applicable"."""
-    if audit is None or not audit.applicable:
-        return {
-            "applicable": False,
-            "acknowledged": None,
-            "verified": None,
-            "lost": None,
-            "unverified": None,
-            "lost_examples": [],
-            "unverified_examples": [],
-            "gave_up": None,
-        }
-    return {
-        "applicable": True,
-        "acknowledged": audit.acknowledged,
-        "verified": audit.verified,
-        "lost": audit.lost,
-        "unverified": audit.unverified,
-        "lost_examples": audit.lost_examples,
-        "unverified_examples": audit.unverified_examples,
-        "gave_up": audit.gave_up,
-    }
 
 
 def wait_until_answers(url: str, timeout_s: float = URL_WAIT_S) -> None:

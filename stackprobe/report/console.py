@@ -195,8 +195,31 @@ def _writes_rows(report: Report, table: Table) -> None:
         (f"{format_count(writes.unverified)} unverified", "bold yellow" if writes.unverified else ""),
         f", {format_count(writes.verified)} verified of {format_count(writes.acknowledged)} acknowledged",
     )
+    if writes.duplicated is not None:
+        counts.append(", ")
+        counts.append(f"{format_count(writes.duplicated)} duplicated", "bold red" if writes.duplicated else "")
     table.add_row("writes", counts)
-    for label, examples in (("lost, e.g.", writes.lost_examples), ("unverified, e.g.", writes.unverified_examples)):
+    if writes.indeterminate is not None:
+        unsure = Text(
+            f"{format_count(writes.indeterminate)}: {format_count(writes.recovered)} recovered (applied), "
+            f"{format_count(writes.not_applied)} not applied"
+        )
+        if writes.unresolved:
+            unsure.append(f", {format_count(writes.unresolved)} unresolved", "bold yellow")
+        table.add_row("indeterminate", unsure)
+    if writes.failed is not None:
+        refused = Text(f"{format_count(writes.failed)}, ")
+        refused.append(
+            f"{format_count(writes.failed_applied)} found written", "bold red" if writes.failed_applied else ""
+        )
+        table.add_row("refused writes", refused)
+    for label, examples in (
+        ("lost, e.g.", writes.lost_examples),
+        ("unverified, e.g.", writes.unverified_examples),
+        ("duplicated, e.g.", writes.duplicated_examples),
+        ("refused but written, e.g.", writes.failed_applied_examples),
+        ("unresolved, e.g.", writes.unresolved_examples),
+    ):
         if examples:
             more = len(examples) - _MAX_EXAMPLES
             shown = ", ".join(examples[:_MAX_EXAMPLES]) + (f" and {more} more" if more > 0 else "")

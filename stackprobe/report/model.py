@@ -212,11 +212,16 @@ class Event:
 
 @dataclass(kw_only=True)
 class Writes:
-    """The audit of acknowledged writes, in Jepsen's terms; counts are None when the load logged none.
+    """The audit of the load's writes, in Jepsen's terms; counts are None when the load logged none.
 
-    verified: read back as acknowledged; lost: 404 or a different body (fails the run); unverified: the
-    audit could not look (5xx/429 after retries, timeouts, refused, or it gave up), so the run is
-    inconclusive. acknowledged = verified + lost + unverified.
+    Acknowledged creates: verified (found as acknowledged), lost (404, a different body, or no record of
+    that name: fails the run), unverified (the audit could not look: 5xx/429 after retries, timeouts,
+    refused, or it gave up; the run is inconclusive). acknowledged = verified + lost + unverified.
+    Indeterminate creates (timed out, connection broken, no completion): recovered (found: applied), not
+    applied (not found), unresolved (could not look). indeterminate = recovered + not_applied + unresolved.
+    failed: creates definitely refused; failed_applied of them were found written all the same.
+    duplicated: writes whose name the service holds more than once. The new counts are None in a report
+    from an audit that did not make them (a log in the first format has no invokes to settle).
     """
 
     applicable: bool = False
@@ -227,6 +232,16 @@ class Writes:
     lost_examples: list[str] = field(default_factory=list)
     unverified_examples: list[str] = field(default_factory=list)
     gave_up: str | None = None
+    indeterminate: int | None = None
+    recovered: int | None = None
+    not_applied: int | None = None
+    unresolved: int | None = None
+    failed: int | None = None
+    failed_applied: int | None = None
+    duplicated: int | None = None
+    unresolved_examples: list[str] = field(default_factory=list)
+    failed_applied_examples: list[str] = field(default_factory=list)
+    duplicated_examples: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

@@ -450,9 +450,35 @@ def _writes(report: Report) -> str:
         [[_e(format_count(v)) for v in (writes.acknowledged, writes.verified, writes.lost, writes.unverified)]],
     )
     parts = [f'<h2>Acknowledged writes</h2>\n<div id="writes">{table}']
+    if writes.indeterminate is not None:
+        headers = [
+            "indeterminate",
+            "recovered (applied)",
+            "not applied",
+            "unresolved",
+            "refused",
+            "refused but written",
+        ]
+        headers.append("duplicated")
+        figures = (
+            writes.indeterminate,
+            writes.recovered,
+            writes.not_applied,
+            writes.unresolved,
+            writes.failed,
+            writes.failed_applied,
+            writes.duplicated,
+        )
+        parts.append(_table(headers, [[_e(format_count(v)) for v in figures]]))
     if writes.gave_up:
         parts.append(f'<p class="unseen">the audit gave up: {_e(writes.gave_up)}</p>')
-    for label, examples in (("lost", writes.lost_examples), ("unverified", writes.unverified_examples)):
+    for label, examples in (
+        ("lost", writes.lost_examples),
+        ("unverified", writes.unverified_examples),
+        ("duplicated", writes.duplicated_examples),
+        ("refused but written", writes.failed_applied_examples),
+        ("unresolved", writes.unresolved_examples),
+    ):
         if examples:
             items = "".join(f"<li><code>{_e(x)}</code></li>" for x in examples)
             parts.append(f"<p>{label}, for example:</p><ul>{items}</ul>")

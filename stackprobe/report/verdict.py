@@ -47,6 +47,11 @@ def failures(report: Report) -> list[str]:
     writes = report.writes
     if writes.applicable and writes.lost:
         reasons.append(f"{writes.lost} of {writes.acknowledged} acknowledged writes lost")
+    # Jepsen's other anomalies: one create stored twice, and a create the service refused but stored.
+    if writes.applicable and writes.duplicated:
+        reasons.append(f"{_plural(writes.duplicated, 'write')} stored more than once")
+    if writes.applicable and writes.failed_applied:
+        reasons.append(f"{writes.failed_applied} of {writes.failed} refused writes found stored all the same")
     if report.requests.exceptions:
         reasons.append(f"{_plural(report.requests.exceptions, 'exception')} raised in the locustfile's tasks")
     if report.load.locust_exit_code:

@@ -56,11 +56,15 @@ class LocustRun:
         with (self.out_dir / "locust_stats_history.csv").open(newline="") as f:
             return [int(row["User Count"]) for row in csv.DictReader(f) if row["Name"] == "Aggregated"]
 
-    def writes(self) -> list[dict[str, Any]]:
-        """Return the acknowledged-write log, one parsed JSON object per line."""
+    def operations(self) -> list[dict[str, Any]]:
+        """Return the write log, one parsed JSON object (invoke, ok, fail or info) per line."""
         text = (self.out_dir / "writes.jsonl").read_text(encoding="utf-8")
         assert text == "" or text.endswith("\n"), "the write log ends in a torn line"
         return [json.loads(line) for line in text.splitlines()]
+
+    def writes(self) -> list[dict[str, Any]]:
+        """Return the acknowledged writes of the write log (its ok lines)."""
+        return [line for line in self.operations() if line["type"] == "ok"]
 
     def step_result(self) -> dict[str, Any]:
         """Return the JSON the step shape printed on stdout."""
@@ -135,6 +139,13 @@ def test_users_traffic_runs_without_failures_and_every_acknowledged_write_is_sto
     assert len(writes) == run.summary_count("POST", "/users")
     assert all(write["location"] == f"/users/{write['expect']['id']}" for write in writes)
     assert_every_write_stored(http, writes)
+    # Every create was logged before it was sent, with where to look its name up.
+    invokes = {line["op"]: line for line in run.operations() if line["type"] == "invoke"}
+    for write in writes[:50]:
+        invoke = invokes[write["op"]]
+        assert invoke["time"] <= write["time"]
+        assert (invoke["name"], write["expect"]["name"]) == (write["name"], write["name"])
+        assert http.get(invoke["lookup"]).json()["items"][0]["id"] == write["expect"]["id"]
 
 
 def test_worker_processes_append_whole_lines_to_one_write_log(
@@ -149,6 +160,15 @@ def test_worker_processes_append_whole_lines_to_one_write_log(
     assert len(set(ids)) == len(ids)
     assert len(writes) == run.summary_count("POST", "/users")
     assert_every_write_stored(http, writes)
+    # Each process's lines stay in its own order: every create's invoke comes before its completion.
+    invoked: set[str] = set()
+    for line in run.operations():
+        if line["type"] == "invoke":
+            assert line["op"] not in invoked, line
+            invoked.add(line["op"])
+        else:
+            assert line["op"] in invoked, line
+    assert len({line["op"].split("-")[0] for line in writes}) == 2
 
 
 def test_no_write_log_is_kept_when_the_variable_is_unset(live_service_url: str, tmp_path: Path) -> None:

@@ -84,3 +84,22 @@ def test_cursor_past_the_end_gives_an_empty_last_page(client: FlaskClient, clean
     insert_rows(clean_db, 10)
     page = client.get(f"/users?after={encode_cursor(10**12)}").get_json()
     assert page == {"items": [], "next": None}
+
+
+def test_a_name_filter_lists_exactly_the_users_of_that_name_and_its_next_keeps_it(
+    client: FlaskClient, clean_db: Engine
+) -> None:
+    insert_rows(clean_db, 30)
+    for name in ("zoë 1", "zoë 1", "zoë 1", "zoë 10"):
+        assert client.post("/users", json={"name": name}).status_code == 201
+    first = client.get("/users", query_string={"name": "zoë 1", "limit": 2}).get_json()
+    rest = client.get(first["next"]).get_json()
+    assert [u["name"] for u in first["items"] + rest["items"]] == ["zoë 1"] * 3
+    assert rest["next"] is None
+    assert client.get("/users", query_string={"name": "nobody"}).get_json() == {"items": [], "next": None}
+
+
+def test_a_name_filter_that_no_user_could_have_is_a_400(client: FlaskClient, clean_db: Engine) -> None:
+    response = client.get("/users", query_string={"name": "x" * 81})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_name"

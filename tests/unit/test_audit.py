@@ -331,9 +331,9 @@ def test_the_reader_stays_a_bounded_window_ahead_of_the_workers(
 ) -> None:
     # While the service does not answer, the log is read no further than the queue and the workers hold.
     parsed: list[int] = []
-    parse = audit._parse
+    read = audit._LogReader.read
     monkeypatch.setattr(
-        audit, "_parse", lambda line, path, number: (parsed.append(number), parse(line, path, number))[1]
+        audit._LogReader, "read", lambda reader, line, number: (parsed.append(number), read(reader, line, number))[1]
     )
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()
@@ -390,7 +390,19 @@ def test_no_write_log_means_the_audit_does_not_apply(tmp_path: Path) -> None:
     result = audit_write_log("http://127.0.0.1:9", tmp_path / "writes.jsonl")
     assert result == AuditResult(applicable=False)
     assert audit_write_log("http://127.0.0.1:9", _log(tmp_path, [])) == AuditResult(
-        applicable=True, acknowledged=0, verified=0, lost=0, unverified=0, duration_s=pytest.approx(0, abs=1)
+        applicable=True,
+        acknowledged=0,
+        verified=0,
+        lost=0,
+        unverified=0,
+        duration_s=pytest.approx(0, abs=1),
+        indeterminate=0,
+        recovered=0,
+        not_applied=0,
+        unresolved=0,
+        failed=0,
+        failed_applied=0,
+        duplicated=0,
     )
 
 
@@ -426,3 +438,119 @@ def test_each_location_is_read_at_base_url_plus_location_as_locust_builds_it(
     base_url: str, location: str, server: tuple[str, str, int], target: str
 ) -> None:
     assert audit._Audit(base_url, workers=1, unreachable_budget_s=1).target(location) == (server, target)
+
+
+def _history(tmp_path: Path, lines: Iterable[dict[str, object]]) -> Path:
+    path = tmp_path / "writes.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _create(op: str, name: str, outcome: str, **completion: object) -> list[dict[str, object]]:
+    """An invoke of a create of `name`, and its completion of type outcome ("" for none)."""
+    invoke = {"type": "invoke", "op": op, "process": "7-1", "f": "create", "name": name, "time": 1.0}
+    invoke["lookup"] = f"/users?name={name}"
+    if not outcome:
+        return [invoke]
+    return [invoke, {"type": outcome, "op": op, "process": "7-1", "name": name, "time": 2.0, **completion}]
+
+
+def _named(*records: tuple[int, str]) -> list[Answer]:
+    items = [{"id": i, "name": n, "created_at": "2026-01-01T00:00:00Z"} for i, n in records]
+    return [(200, {}, json.dumps({"items": items, "next": None}).encode())]
+
+
+def test_creates_are_settled_by_looking_their_names_up_in_jepsens_terms(server: _Server, tmp_path: Path) -> None:
+    server.script.update(
+        {
+            "/users?name=acked": _named((1, "acked")),
+            "/users?name=acked-gone": _named(),
+            "/users?name=timed-out-applied": _named((3, "timed-out-applied")),
+            "/users?name=timed-out-not-applied": _named(),
+            "/users?name=never-answered": _named((5, "never-answered")),
+            "/users?name=refused": _named(),
+            "/users?name=refused-but-written": _named((7, "refused-but-written")),
+            "/users?name=twice": _named((8, "twice"), (9, "twice"), (10, "someone else")),
+        }
+    )
+    log = _history(
+        tmp_path,
+        [
+            *_create("1", "acked", "ok", location="/users/1", expect={"id": 1, "name": "acked"}),
+            *_create("2", "acked-gone", "ok", location="/users/2", expect={"id": 2, "name": "acked-gone"}),
+            *_create("3", "timed-out-applied", "info", status=0, error="no response"),
+            *_create("4", "timed-out-not-applied", "info", status=0, error="no response"),
+            *_create("5", "never-answered", ""),
+            *_create("6", "refused", "fail", status=503, error="HTTP 503"),
+            *_create("7", "refused-but-written", "fail", status=503, error="HTTP 503"),
+            *_create("8", "twice", "ok", location="/users/8", expect={"id": 8, "name": "twice"}),
+        ],
+    )
+    result = audit_write_log(_url(server), log)
+    assert (result.acknowledged, result.verified, result.lost, result.unverified) == (3, 2, 1, 0)
+    assert (result.indeterminate, result.recovered, result.not_applied, result.unresolved) == (3, 2, 1, 0)
+    assert (result.failed, result.failed_applied, result.duplicated) == (2, 1, 1)
+    assert result.lost_examples == ["/users/2: expected {'id': 2, 'name': 'acked-gone'}, found no record of that name"]
+    assert result.failed_applied_examples == ["'refused-but-written': refused (HTTP 503) but written"]
+    assert result.duplicated_examples == ["/users/8: 2 records of that name"]
+    assert result.gave_up is None
+    # One request per write, at its lookup (not at its location).
+    assert sorted(path for _, path, _ in server.seen) == sorted(server.script)
+
+
+def test_an_indeterminate_create_whose_lookup_keeps_failing_is_unresolved_not_lost(
+    server: _Server, tmp_path: Path
+) -> None:
+    server.script["/users?name=x"] = [(503, {"Retry-After": "0"}, b"{}")]
+    server.script["/users?name=y"] = [(404, {}, b"{}")]
+    log = _history(tmp_path, [*_create("1", "x", "info", status=0), *_create("2", "y", "ok", location="/users/2")])
+    result = audit_write_log(_url(server), log)
+    assert (result.indeterminate, result.recovered, result.not_applied, result.unresolved) == (1, 0, 0, 1)
+    # A lookup that is not found says nothing of the write: unverified, not lost.
+    assert (result.acknowledged, result.lost, result.unverified) == (1, 0, 1)
+    assert result.unresolved_examples == ["'x': HTTP 503 after 4 tries (Retry-After 0)"]
+    assert result.unverified_examples == ["/users/2: lookup answered HTTP 404"]
+
+
+def test_the_first_formats_lines_and_history_lines_are_audited_together(server: _Server, tmp_path: Path) -> None:
+    server.script["/users?name=ada"] = _named((1, "ada"))
+    log = _history(
+        tmp_path,
+        [
+            {"location": "/users/1", "expect": {"id": 1, "name": "ada"}},
+            *_create("9", "ada", "ok", location="/users/1", expect={"id": 1, "name": "ada"}),
+        ],
+    )
+    result = audit_write_log(_url(server), log)
+    assert (result.acknowledged, result.verified, result.indeterminate) == (2, 2, 0)
+
+
+def test_a_history_line_of_an_unknown_type_is_refused_with_its_place(server: _Server, tmp_path: Path) -> None:
+    log = _history(tmp_path, [*_create("1", "ada", ""), {"type": "maybe", "op": "1"}])
+    with pytest.raises(ValueError, match=r"writes.jsonl:2: not a write record \(unknown type 'maybe'\)"):
+        audit_write_log(_url(server), log)
+
+
+def test_writes_not_looked_at_when_the_audit_gives_up_stay_unverified_or_unresolved(tmp_path: Path) -> None:
+    log = _history(
+        tmp_path,
+        [
+            *_create("1", "a", "ok", location="/users/1", expect={"id": 1}),
+            *_create("2", "b", "info", status=0),
+            *_create("3", "c", ""),
+            *_create("4", "d", "fail", status=400),
+        ],
+    )
+    result = audit_write_log("http://127.0.0.1:9", log, unreachable_budget_s=0.5)
+    assert (result.acknowledged, result.unverified, result.indeterminate, result.unresolved) == (1, 1, 2, 2)
+    assert (result.failed, result.failed_applied, result.lost, result.recovered) == (1, 0, 0, 0)
+    assert result.gave_up == "the service answered nobody for 0.5 s"
+
+
+def test_the_writes_section_has_every_count_and_nulls_when_nothing_was_logged() -> None:
+    empty = audit.writes_section(None)
+    assert empty["applicable"] is False
+    assert {k for k, v in empty.items() if v is not None and v != []} == {"applicable"}
+    full = AuditResult(applicable=True, acknowledged=3, verified=3, lost=0, unverified=0, indeterminate=1).section()
+    assert set(full) == set(empty)
+    assert (full["acknowledged"], full["indeterminate"]) == (3, 1)

@@ -215,6 +215,7 @@ def test_a_run_in_a_used_folder_keeps_nothing_of_the_earlier_run(tmp_path: Path)
     plan.out.mkdir()
     earlier = {"location": "/users/1", "expect": {"id": 1, "name": "from an earlier run"}}
     plan.write_log.write_text(json.dumps(earlier) + "\n")
+    plan.history.write_text(json.dumps(earlier) + "\n")
     plan.json_file.write_text('[{"name": "stale", "num_requests": 99}]')
     plan.windows.write_text('{"t": 1, "stale": true}\n')
     plan.errors.write_text('{"stale": true}')
@@ -224,6 +225,7 @@ def test_a_run_in_a_used_folder_keeps_nothing_of_the_earlier_run(tmp_path: Path)
     assert result.exit_code == 0
     assert result.overran is None
     assert not plan.write_log.exists(), "the earlier run's acknowledged writes would be audited again"
+    assert not plan.history.exists(), "the earlier run's history would pass for this one's"
     assert "stale" not in plan.json_file.read_text()
     assert "stale" not in plan.windows.read_text()
     assert "stale" not in plan.errors.read_text()

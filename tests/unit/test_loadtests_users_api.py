@@ -12,10 +12,12 @@ from loadtests._users_api import (
     Page,
     Rejected,
     User,
+    create_outcome,
     first_page_url,
     judge_created,
     judge_fetched,
     judge_page,
+    name_lookup_url,
     new_name,
 )
 
@@ -129,3 +131,28 @@ def test_rejection_messages_never_carry_ids_or_names() -> None:
             call()
         messages.append(str(error.value))
     assert not any(token in message for message in messages for token in ("123456", "654321", "999999", "zoë"))
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "error", "outcome"),
+    [
+        (400, None, None, "fail"),
+        (429, None, None, "fail"),
+        (503, "1", None, "fail"),
+        (0, None, ConnectionRefusedError(), "fail"),
+        (0, None, TimeoutError(), "info"),
+        (0, None, ConnectionResetError(), "info"),
+        (503, None, None, "info"),
+        (500, None, None, "info"),
+        (504, None, None, "info"),
+        (201, None, None, "info"),
+    ],
+)
+def test_a_create_not_acknowledged_is_refused_only_when_nothing_can_have_been_written(
+    status: int, retry_after: str | None, error: BaseException | None, outcome: str
+) -> None:
+    assert create_outcome(status, retry_after, error) == outcome
+
+
+def test_the_name_lookup_url_quotes_the_whole_name() -> None:
+    assert name_lookup_url("ana maría&x=1") == "/users?name=ana%20mar%C3%ADa%26x%3D1"

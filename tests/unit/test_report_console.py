@@ -121,7 +121,11 @@ def test_summary_highlights_oom_counts_that_disagree() -> None:
 
 def test_summary_shows_restarts_writes_and_events(oom_text: str) -> None:
     assert _line(oom_text, "restarts") == "restarts 1"
-    assert _line(oom_text, "writes") == "writes 3 lost, 0 unverified, 2,207 verified of 2,210 acknowledged"
+    assert _line(oom_text, "writes") == (
+        "writes 3 lost, 0 unverified, 2,207 verified of 2,210 acknowledged, 0 duplicated"
+    )
+    assert _line(oom_text, "indeterminate") == "indeterminate 12: 7 recovered (applied), 5 not applied"
+    assert _line(oom_text, "refused writes") == "refused writes 41, 0 found written"
     assert (
         _line(oom_text, "lost, e.g.")
         == "lost, e.g. /users/1873: HTTP 404, /users/1874: HTTP 404, /users/1877: HTTP 404"
@@ -346,3 +350,28 @@ def test_each_fault_gets_a_row_with_its_recovery_and_the_explained_restarts_a_li
     assert _line(text, "explained by faults") == (
         "explained by faults restarts 1, unexplained 0; OOM kills 0, unexplained 0"
     )
+
+
+def test_summary_shows_duplicates_writes_refused_but_written_and_unresolved_ones() -> None:
+    writes = Writes(
+        applicable=True,
+        acknowledged=10,
+        verified=10,
+        lost=0,
+        unverified=0,
+        indeterminate=4,
+        recovered=1,
+        not_applied=1,
+        unresolved=2,
+        failed=3,
+        failed_applied=1,
+        duplicated=1,
+        duplicated_examples=["/users/8: 2 records of that name"],
+        failed_applied_examples=["'ada': refused (HTTP 503) but written"],
+    )
+    text = _text(Report(writes=writes))
+    assert _line(text, "writes") == "writes 0 lost, 0 unverified, 10 verified of 10 acknowledged, 1 duplicated"
+    assert _line(text, "indeterminate") == "indeterminate 4: 1 recovered (applied), 1 not applied, 2 unresolved"
+    assert _line(text, "refused writes") == "refused writes 3, 1 found written"
+    assert _line(text, "duplicated, e.g.") == "duplicated, e.g. /users/8: 2 records of that name"
+    assert _line(text, "refused but written, e.g.") == "refused but written, e.g. 'ada': refused (HTTP 503) but written"

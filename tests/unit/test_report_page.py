@@ -423,3 +423,10 @@ def test_faults_are_listed_with_their_recovery_and_embedded_for_the_bands() -> N
     assert "did not recover within 10 s &lt;b&gt;" in page
     embedded = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
     assert embedded["faults"][0]["for"] == 5.0
+
+
+def test_page_shows_the_indeterminate_refused_and_duplicated_writes(report: Report) -> None:
+    texts = _texts(html_page(report), "writes")
+    headers = ["indeterminate", "recovered (applied)", "not applied", "unresolved", "refused", "refused but written"]
+    start = texts.index("indeterminate")
+    assert texts[start : start + 14] == [*headers, "duplicated", "12", "7", "5", "0", "41", "0", "0"]

@@ -45,6 +45,22 @@ def test_every_failure_gives_its_own_reason() -> None:
     )
 
 
+def test_a_write_stored_twice_or_stored_after_a_refusal_fails_the_run() -> None:
+    # Jepsen's set checker calls both anomalies: neither is a lost write, and neither may pass.
+    report = _clean()
+    report.writes.duplicated, report.writes.failed, report.writes.failed_applied = 2, 11, 1
+    assert judge(report) == (
+        "fail",
+        ["2 writes stored more than once", "1 of 11 refused writes found stored all the same"],
+    )
+
+
+def test_indeterminate_writes_left_unresolved_do_not_fail_or_blind_the_run() -> None:
+    report = _clean()
+    report.writes.indeterminate, report.writes.recovered, report.writes.unresolved = 3, 1, 2
+    assert judge(report) == ("pass", [])
+
+
 def test_a_container_frozen_at_its_limit_fails_without_an_oom_kill() -> None:
     report = _clean()
     report.memory = Memory(frozen_at=4.2)

@@ -104,6 +104,7 @@ def test_tuning_values_are_read() -> None:
             "DB_POOL_SIZE": "8",
             "DB_MAX_OVERFLOW": "2",
             "DB_PING_AFTER_IDLE_S": "0",
+            "DB_NETWORK_TIMEOUT": "7",
             "MAX_CONTENT_LENGTH": "4096",
         }
     )
@@ -113,6 +114,7 @@ def test_tuning_values_are_read() -> None:
         0,
         4096,
     )
+    assert settings.network_timeout_s == 7
 
 
 @pytest.mark.parametrize(

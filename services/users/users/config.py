@@ -30,6 +30,7 @@ class Settings:
     pool_recycle_s: int = 1800
     ping_after_idle_s: int = 2
     connect_timeout_s: int = 3
+    network_timeout_s: int = 3
     statement_timeout_ms: int = 5000
     max_content_length: int = 16 * 1024
 
@@ -49,6 +50,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         pool_recycle_s=_int(environ, "DB_POOL_RECYCLE", 1800, 60, 86400),
         ping_after_idle_s=_int(environ, "DB_PING_AFTER_IDLE_S", 2, 0, 3600),
         connect_timeout_s=_int(environ, "DB_CONNECT_TIMEOUT", 3, 1, 60),
+        network_timeout_s=_int(environ, "DB_NETWORK_TIMEOUT", 3, 1, 300),
         statement_timeout_ms=_int(environ, "DB_STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
         max_content_length=_int(environ, "MAX_CONTENT_LENGTH", 16 * 1024, 1024, 1024 * 1024),
     )

@@ -90,6 +90,12 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The opaque cursor of a previous page's `next` URL.",
                             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                         },
+                        {
+                            "name": "name",
+                            "in": "query",
+                            "description": "Only the users of exactly this name.",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+                        },
                     ],
                     "responses": {
                         "200": {"description": "A page of users", "content": _json("UserPage")},

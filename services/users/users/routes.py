@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, current_app, request
 from sqlalchemy import Row, bindparam, insert, select, text
@@ -12,7 +13,7 @@ from .cursors import MAX_ID, encode_cursor
 from .db import get_db, get_engine
 from .errors import ApiError
 from .models import User
-from .validation import parse_after, parse_limit, validate_name
+from .validation import parse_after, parse_limit, parse_name_filter, validate_name
 
 bp = Blueprint("users", __name__)
 
@@ -22,6 +23,12 @@ _INSERT_USER = insert(User).values(name=bindparam("name")).returning(*_COLUMNS)
 _SELECT_USER = select(*_COLUMNS).where(User.id == bindparam("id"))
 # Keyset pagination: constant cost per page however deep, and one row more than asked to know if more follow.
 _SELECT_PAGE = select(*_COLUMNS).where(User.id > bindparam("after")).order_by(User.id).limit(bindparam("fetch"))
+_SELECT_NAMED_PAGE = (
+    select(*_COLUMNS)
+    .where(User.name == bindparam("name"), User.id > bindparam("after"))
+    .order_by(User.id)
+    .limit(bindparam("fetch"))
+)
 _PING = text("SELECT 1")
 
 
@@ -44,15 +51,24 @@ def create_user() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 @bp.get("/users")
 def list_users() -> dict[str, Any]:
-    """List users by ascending id, one page at a time; `next` is the URL of the following page or null."""
+    """List users by ascending id, one page at a time; `next` is the URL of the following page or null.
+
+    With `name`, only the users of exactly that name (an index makes it a look-up, not a scan).
+    """
     limit = parse_limit(request.args.get("limit"))
     after = parse_after(request.args.get("after"))
+    name = parse_name_filter(request.args.get("name"))
+    parameters: dict[str, Any] = {"after": after, "fetch": limit + 1}
+    query = _SELECT_PAGE
+    if name is not None:
+        query, parameters["name"] = _SELECT_NAMED_PAGE, name
     with get_engine().connect() as connection:
-        rows = connection.execute(_SELECT_PAGE, {"after": after, "fetch": limit + 1}).all()
+        rows = connection.execute(query, parameters).all()
     next_url = None
     if len(rows) > limit:
         del rows[limit:]
-        next_url = f"/users?limit={limit}&after={encode_cursor(rows[-1].id)}"
+        named = "" if name is None else f"&name={quote(name, safe='')}"
+        next_url = f"/users?limit={limit}{named}&after={encode_cursor(rows[-1].id)}"
     return {"items": [user_json(row) for row in rows], "next": next_url}
 
 

@@ -58,6 +58,17 @@ def parse_after(raw: str | None) -> int:
         raise ApiError(400, "invalid_cursor", f"after is not a cursor from a previous page: {exc}") from None
 
 
+def parse_name_filter(raw: str | None) -> str | None:
+    """Return the exact name to list from the `name` query value (None when absent); raise ApiError if unusable."""
+    if raw is None:
+        return None
+    if not 1 <= len(raw) <= MAX_NAME_LENGTH or _UNSTORABLE.search(raw):
+        raise ApiError(
+            400, "invalid_name", f"name must be 1 to {MAX_NAME_LENGTH} characters without control characters"
+        )
+    return raw
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"

@@ -1,4 +1,4 @@
-"""Writes items and logs each one the service acknowledged, as loadtests/_write_log.py does.
+"""Writes items and logs each one the service acknowledged, in the write log's first format (loadtests/README.md).
 
 Each 201 becomes one JSON line {"location": "/items/<id>", "expect": {...}} appended to the file named by
 STACKPROBE_WRITE_LOG. The location is relative to the host, as the request's own path is: Locust sends

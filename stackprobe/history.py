@@ -1,0 +1,140 @@
+"""The run's operation history (`history.jsonl`): every write the load made, in the shape of Jepsen's history.
+
+One JSON object a line, ordered by time, each an event of one operation:
+
+    {"index": 0, "type": "invoke", "f": "create", "process": 0, "time": 1250000, "t": 0.00125,
+     "wall": "2026-11-30T09:00:00.001250Z", "value": {"name": "ada 3f2a", "id": null}}
+    {"index": 1, "type": "ok", "f": "create", "process": 0, "time": 7400000, "t": 0.0074,
+     "wall": "2026-11-30T09:00:00.007400Z", "value": {"name": "ada 3f2a", "id": 123}, "status": 201}
+
+status: the HTTP status of a completion (0: no response), where the load recorded it; error: why a fail
+or info was one.
+
+type: invoke (before the request was sent), ok (acknowledged), fail (definitely not applied), info
+(unknown). process: an integer per simulated user; as in Jepsen, a process whose operation ended in info
+is never reused (its next operation gets a new number), since the first may still take effect. time:
+nanoseconds since the load started (Jepsen's unit); t: the same in seconds, the report's time axis;
+wall: the wall clock, UTC. value: the name sent and the id the service gave (null until known). An
+invoke with no completion (the load stopped while it was out) has none in the history either: a checker
+treats it as info, as Jepsen's do. The JSON Schema is stackprobe/report/history.schema.json.
+
+The load's write log (loadtests/_write_log.py) holds the same events as each Locust process recorded
+them: each process's lines in order, batches of several processes interleaved. write_history merges
+them by time without holding the log in memory: one temporary file per process, then a k-way merge.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+_TYPES = ("invoke", "ok", "fail", "info")
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """What write_history wrote: the file, its events by type, and the write-log lines it could not place.
+
+    skipped: lines of the first write-log format ({"location", "expect"}, no type or time): they say a
+    write was acknowledged but not when, so they have no place in a history.
+    """
+
+    path: Path
+    events: dict[str, int]
+    skipped: int
+
+
+def write_history(write_log: Path, target: Path, *, start: float) -> HistorySummary | None:
+    """Write the history of the write log at `write_log` to `target` (history.jsonl), on the run's time axis.
+
+    start: the wall-clock time (Unix seconds) the load started, the report's t = 0. Returns None, writing
+    nothing, when there is no write log. Memory holds one line per Locust process and one process number
+    per simulated user, never the log. The file is written beside `target` and renamed, so it is whole or
+    absent. Raises ValueError naming file:line for a line that is not JSON.
+    """
+    if not write_log.is_file():
+        return None
+    events = dict.fromkeys(_TYPES, 0)
+    skipped = 0
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".history-") as scratch:
+        runs: dict[str, IO[str]] = {}
+        try:
+            with write_log.open("rb") as log:
+                for number, line in enumerate(log, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                        kind, moment = record.get("type"), record.get("time")
+                    except (ValueError, AttributeError):
+                        raise ValueError(f"{write_log}:{number}: not a write record") from None
+                    if kind not in _TYPES or not isinstance(moment, int | float):
+                        skipped += 1
+                        continue
+                    # A process's lines are in the order it recorded them: one sorted run per process.
+                    source = str(record.get("op", "")).split("-", 1)[0]
+                    run = runs.get(source)
+                    if run is None:
+                        run = runs[source] = open(  # noqa: SIM115 - closed in the finally below
+                            Path(scratch) / f"{len(runs)}.jsonl", "w+", encoding="utf-8"
+                        )
+                    run.write(line.decode("utf-8").rstrip("\r\n") + "\n")
+            for run in runs.values():
+                run.seek(0)
+            partial = target.with_name(f".{target.name}.partial")
+            with partial.open("w", encoding="utf-8") as out:
+                merged = heapq.merge(*(_records(run) for run in runs.values()), key=lambda record: record["time"])
+                for event in _events(merged, start):
+                    events[event["type"]] += 1
+                    out.write(json.dumps(event, ensure_ascii=False) + "\n")
+            os.replace(partial, target)
+        finally:
+            for run in runs.values():
+                run.close()
+    return HistorySummary(path=target, events=events, skipped=skipped)
+
+
+def _records(run: IO[str]) -> Iterator[dict[str, Any]]:
+    for line in run:
+        yield json.loads(line)
+
+
+def _events(records: Iterator[dict[str, Any]], start: float) -> Iterator[dict[str, Any]]:
+    """Turn write-log records, in time order, into history events with Jepsen's index and processes."""
+    numbers = itertools.count()
+    processes: dict[str, int] = {}
+    for index, record in enumerate(records):
+        kind, moment = record["type"], float(record["time"])
+        client = str(record.get("process", ""))
+        process = processes.get(client)
+        if process is None:
+            process = processes[client] = next(numbers)
+        expect = record.get("expect")
+        ident = expect.get("id") if isinstance(expect, dict) else None
+        event: dict[str, Any] = {
+            "index": index,
+            "type": kind,
+            "f": record.get("f", "create"),
+            "process": process,
+            "time": round((moment - start) * 1e9),
+            "t": round(moment - start, 6),
+            "wall": datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "value": {"name": record.get("name"), "id": ident},
+        }
+        if kind != "invoke":
+            if isinstance(record.get("status"), int):
+                event["status"] = record["status"]
+            if kind != "ok":
+                event["error"] = str(record.get("error", ""))
+        if kind == "info":
+            # Jepsen's rule: the process may still be acting, so its next operation is another process's.
+            del processes[client]
+        yield event
