@@ -21,9 +21,9 @@ from rich.text import Text
 
 from stackprobe import __version__
 from stackprobe.audit import AuditResult, audit_write_log, writes_section
-from stackprobe.history import write_history
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
 from stackprobe.faults import FaultExecutor, FaultOutcome, fault_records
+from stackprobe.history import write_history
 from stackprobe.limits import (
     AppliedLimits,
     compare_limits,
