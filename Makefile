@@ -8,8 +8,8 @@ COMPOSE := docker compose
 # Where `make probe` writes its report.
 OUT ?= reports/latest
 PYTEST_ARGS ?=
-# Two pytest-xdist workers: the probe tests run one after another on one of them (tests/conftest.py groups
-# them), the rest on the other, so the suite takes the probe tests' time rather than the sum.
+# Two pytest-xdist workers: the suite mostly waits on containers and fixed-length loads. The stack tests
+# share one stack on one worker, and each probe module runs on one worker (tests/conftest.py groups them).
 PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help

@@ -41,10 +41,9 @@ def _docker_problem() -> str | None:
 
 
 # Under pytest-xdist (`make test` runs two workers, --dist loadgroup) the tests of one group run on one
-# worker, one after another: the probe tests, which each bring a stack up and load it, never overlap
-# each other, and the stack tests share one session-scoped stack. The rest (unit and integration tests)
+# worker, one after another: the stack tests share one session-scoped stack, and each probe test module
+# keeps its module-scoped stacks and runs its loads one at a time. Other tests, and other probe modules,
 # are spread over both workers.
-XDIST_GROUPS = ("probe", "stack")
 
 
 @pytest.fixture(scope="session")
@@ -100,12 +99,12 @@ def postgres_image() -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark integration, stack and probe tests as needing Docker, so none can silently skip in CI.
 
-    Also put every test marked with one of XDIST_GROUPS into that xdist group.
+    Also put the stack tests into one xdist group, and each probe module's tests into one of their own.
     """
     for item in items:
         if any(item.get_closest_marker(name) for name in ("integration", "stack", "probe")):
             item.add_marker(pytest.mark.docker)
-        for group in XDIST_GROUPS:
-            if item.get_closest_marker(group) is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        if item.get_closest_marker("stack") is not None:
+            item.add_marker(pytest.mark.xdist_group("stack"))
+        elif item.get_closest_marker("probe") is not None:
+            item.add_marker(pytest.mark.xdist_group(f"probe-{item.path.stem}"))
