@@ -32,6 +32,7 @@ from stackprobe.spec import (
     UsageError,
     find_compose_file,
     parse_duration,
+    parse_master_bind,
     parse_memory_limits,
 )
 from stackprobe.stack import Teardown
@@ -137,6 +138,24 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
     )
+    load.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="Locust's distributed mode: a master and N worker processes on this machine, about one core each "
+        "(default: 0, one Locust process)",
+    )
+    load.add_argument(
+        "--master-bind",
+        metavar="HOST:PORT",
+        help="where the master listens, so that workers on other machines can join (with --expect-workers)",
+    )
+    load.add_argument(
+        "--expect-workers",
+        type=int,
+        metavar="N",
+        help="with --master-bind: start the load once N workers have joined, those of --workers included",
+    )
     verdict = run.add_argument_group("verdict and output")
     verdict.add_argument(
         "--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO.replace("%", "%%")}")'
@@ -174,6 +193,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         warmup_s=parse_duration(args.warmup) if args.warmup else None,
         profiles=tuple(args.profile),
         allow_shared_volumes=args.allow_shared_volumes,
+        workers=args.workers,
+        master_bind=parse_master_bind(args.master_bind) if args.master_bind else None,
+        expect_workers=args.expect_workers,
     )
 
 

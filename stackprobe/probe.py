@@ -30,7 +30,15 @@ from stackprobe.limits import (
     read_applied_limits,
     swap_description,
 )
-from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
+from stackprobe.load import (
+    LoadError,
+    LoadPlan,
+    LoadResult,
+    check_locustfile,
+    distributed_section,
+    read_step_result,
+    run_load,
+)
 from stackprobe.locuststats import read_errors, read_totals, read_windows, read_windows_latency
 from stackprobe.report import render_console, render_html, render_json
 from stackprobe.report.fmt import format_bytes
@@ -315,6 +323,9 @@ def _load_and_audit(
         slo=request_slo(spec.slo),
         out=spec.out.resolve(),
         rate=spec.rate,
+        workers=spec.workers,
+        master_bind=spec.master_bind,
+        expect_workers=spec.expect_workers,
     )
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
     seen.load_wall_start = time.time()
@@ -414,6 +425,7 @@ def _build_report(
             "overran": load.overran if load else None,
             "arrival_rate": spec.rate,
             "achieved_rate": load.achieved_rate if load else None,
+            "distributed": distributed_section(plan, load) if plan and load else None,
         },
         "limits": limits_section(
             applied,

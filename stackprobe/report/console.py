@@ -12,10 +12,12 @@ from rich.text import Text
 
 from stackprobe.report.fmt import (
     NA,
+    describe_generator,
     describe_load,
     describe_peak_memory,
     describe_step_search,
     describe_trend,
+    describe_worker,
     format_bytes,
     format_check,
     format_count,
@@ -141,6 +143,14 @@ def _run_table(report: Report) -> Table:
     if load.overran:
         table.add_row("Locust overran", Text(load.overran, style="bold red"))
     table.add_row("load generator CPU", _generator_cpu(report))
+    if load.distributed is not None:
+        dist = load.distributed
+        table.add_row(
+            "Locust master", Text(describe_generator(dist), style="bold yellow" if dist.generator_bound else "")
+        )
+        for worker in dist.workers:
+            style = "bold yellow" if worker.saturated or not worker.listener else ""
+            table.add_row(Text(f"worker {worker.id}"), Text(describe_worker(worker), style=style))
     if load.step_search is not None:
         table.add_row("step search", describe_step_search(load.step_search))
     return table
