@@ -124,7 +124,7 @@ class LoadPlan:
             raise ValueError(f"workers must be 0 or more, not {self.workers}")
         if self.expect_workers is not None and self.expect_workers < max(1, self.workers):
             raise ValueError(
-                f"expect_workers {self.expect_workers} is fewer than the {self.workers} workers started here"
+                f"expect_workers {self.expect_workers} is under the {self.workers} workers started here (or 1)"
             )
         if self.expect_workers is not None and self.expect_workers > self.workers and self.master_bind is None:
             raise ValueError("workers from elsewhere need a master_bind address to connect to")

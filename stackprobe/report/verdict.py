@@ -124,8 +124,9 @@ def distributed_blind_spots(report: Report) -> list[str]:
         )
     remote = [worker for worker in dist.workers if not worker.local]
     if remote and report.writes.applicable:
+        workers = _plural(len(remote), "Locust worker")
         reasons.append(
-            f"{len(remote)} Locust workers ran elsewhere: their acknowledged writes went to their own write logs, "
+            f"{workers} ran elsewhere: acknowledged writes made there went to that machine's write log, "
             "not audited here"
         )
     return reasons
