@@ -27,6 +27,7 @@ from stackprobe.report.fmt import (
     format_ratio,
     format_t,
     oom_counts_disagree,
+    short_worker_id,
     trend_growth,
     trend_headline,
 )
@@ -150,7 +151,7 @@ def _run_table(report: Report) -> Table:
         )
         for worker in dist.workers:
             style = "bold yellow" if worker.saturated or not worker.listener else ""
-            table.add_row(Text(f"worker {worker.id}"), Text(describe_worker(worker), style=style))
+            table.add_row(Text(f"worker {short_worker_id(worker.id)}"), Text(describe_worker(worker), style=style))
     if load.step_search is not None:
         table.add_row("step search", describe_step_search(load.step_search))
     return table
@@ -200,6 +201,8 @@ def _writes_rows(report: Report, table: Table) -> None:
 def _generator_cpu(report: Report) -> Text:
     cost = report.cost
     text = Text(format_percent(cost.load_generator_cpu_percent))
+    if report.load.distributed is not None:
+        text.append(" of a core, master and workers here summed (each is judged on its own)")
     if cost.load_generator_cpu_warning:
         text.append(" (Locust warned: CPU above 90 %)", style="bold yellow")
     return text

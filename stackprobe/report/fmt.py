@@ -179,13 +179,22 @@ def describe_worker(worker: LoadWorker) -> str:
             f"CPU {format_percent(worker.cpu_percent, 0)} of a core over its life, "
             f"{format_percent(worker.cpu_busiest_percent, 0)} over its busiest 10 s (measured)"
         )
-    parts.append(f"Locust's heartbeats: {format_percent(worker.locust_cpu_percent_max, 0)} at most")
+    if worker.locust_cpu_percent_max is None:
+        parts.append("Locust's heartbeats: no CPU figure yet (Locust's first comes after 20 s)")
+    else:
+        parts.append(f"Locust's heartbeats: {format_percent(worker.locust_cpu_percent_max, 0)} at most")
     if worker.cpu_warning:
         parts.append("Locust warned: above 90 %")
     if not worker.listener:
         parts.append("without stackprobe's listener")
     where = "here" if worker.local else (worker.host or "elsewhere")
     return f"{where}, pid {worker.pid if worker.pid is not None else NA}: " + "; ".join(parts)
+
+
+def short_worker_id(worker_id: str) -> str:
+    """Return a Locust client id ("<hostname>_<32 hex digits>") cut to its hostname and 8 hex digits."""
+    host, sep, unique = worker_id.rpartition("_")
+    return f"{host}{sep}{unique[:8]}" if sep and len(unique) > 8 else worker_id
 
 
 def describe_step_search(search: StepSearch) -> str:
