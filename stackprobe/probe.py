@@ -327,6 +327,9 @@ def _load_and_audit(
         master_bind=spec.master_bind,
         expect_workers=spec.expect_workers,
     )
+    if plan.remote_workers:
+        command = plan.remote_worker_command()
+        console.print(f"Waiting for {plan.remote_workers} Locust workers from elsewhere: {command}", markup=False)
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
     seen.load_wall_start = time.time()
     watcher.mark_load_start()
