@@ -1,12 +1,14 @@
 """Requests per second from Locust's own distributed mode: 1 worker against 2, where the generator is the limit.
 
-    python bench/workers.py [--workers 1,2] [--duration 30s] [--users 50] [--out reports/bench/workers]
+    python bench/workers.py [--workers 1,2] [--repeat 1] [--duration 30s] [--users 50] [--out reports/bench/workers]
 
 Each run is `stackprobe run --workers N` on bench/static/compose.yaml: nginx serving one static page, which
 costs it a few tens of microseconds per request, so one Locust worker (one process, one core at most)
 is the limit, not the service. The figures come from each run's report.json: requests per second,
 p95, each worker's CPU (its busiest 10 s, measured by stackprobe) and whether the generator was the
 bottleneck, and the service's own CPU beside them. `--workers 0` adds a run of Locust as one process.
+`--repeat N` runs every count N times, in interleaved rounds (1, 2, 1, 2, ...) so that other work on the
+machine falls on each alike; each column then shows its median run, and every run's rate below.
 
 On a 2-core machine the second worker shares the cores with the first, the master, nginx, the kernel's
 NAT and stackprobe itself: expect less than twice the rate of one worker.
@@ -38,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Return the command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 0,1,2 (0: one process)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each count, interleaved (default: 1)")
     parser.add_argument("--duration", default="30s", help="length of each run's load (default: 30s)")
     parser.add_argument("--users", type=int, default=50, help="Locust users, all started at once (default: 50)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench" / "workers", help="report folder")
@@ -46,14 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.counts = [int(term) for term in args.workers.split(",")]
     except ValueError:
         parser.error(f"--workers {args.workers!r} is not a list of numbers, e.g. 1,2")
-    if any(count < 0 for count in args.counts) or args.users < 1:
-        parser.error("worker counts must be 0 or more, and --users at least 1")
+    if any(count < 0 for count in args.counts) or args.users < 1 or args.repeat < 1:
+        parser.error("worker counts must be 0 or more, --users and --repeat at least 1")
     return args
 
 
-def run_once(workers: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any] | None:
+def run_once(workers: int, round_: int, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any] | None:
     """Run `stackprobe run --workers N` on the static stack; return its report (None when it made none)."""
-    out = (args.out / f"workers-{workers}").resolve()
+    out = (args.out / f"workers-{workers}" / f"run-{round_}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").unlink(missing_ok=True)
     command = [
@@ -63,7 +66,7 @@ def run_once(workers: int, args: argparse.Namespace, env: dict[str, str]) -> dic
         "--locustfile", str(LOCUSTFILE), "--slo", SLO, "--out", str(out),
     ]  # fmt: skip
     log = out / "stackprobe.log"
-    print(f"{workers} worker(s): stackprobe run (log: {log}) …", flush=True)
+    print(f"{workers} worker(s), run {round_}: stackprobe run (log: {log}) …", flush=True)
     started = time.monotonic()
     with log.open("w") as output:
         done = subprocess.run(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)
@@ -119,18 +122,31 @@ ROWS = (
     "generator bound",
     "nginx's CPU, average",
     "host busy just before",
+    "every run's requests/s",
 )
 
+Run = tuple[dict[str, Any] | None, float | None]
 
-def print_table(results: list[tuple[int, dict[str, Any] | None, float | None]], console: Console) -> None:
-    """Print the runs side by side (one column each), with each run's rate against the first one's."""
+
+def median_run(runs: list[Run]) -> Run:
+    """Return the run with the median rate (the lower middle one of an even count); a failed run counts as 0."""
+    ranked = sorted(runs, key=lambda run: run[0]["requests"]["rps"] if run[0] is not None else 0.0)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def print_table(results: dict[int, list[Run]], console: Console) -> None:
+    """Print one column per worker count (its median run), with its rate against the first count's."""
     table = Table(title="Locust workers against a static page (bench/static)", title_justify="left")
     table.add_column("figure")
-    for workers, _, _ in results:
+    for workers in results:
         title = f"{workers} worker{'s' if workers != 1 else ''}" if workers else "one process"
         table.add_column(title, justify="right")
-    first_rps = next((r["requests"]["rps"] for _, r, _ in results if r is not None), None)
-    columns = [_column(report, first_rps, busy) for _, report, busy in results]
+    medians = {workers: median_run(runs) for workers, runs in results.items()}
+    first_rps = next((r["requests"]["rps"] for r, _ in medians.values() if r is not None), None)
+    columns = []
+    for workers, (report, busy) in medians.items():
+        rates = [f"{r['requests']['rps']:,.0f}" if r is not None else "-" for r, _ in results[workers]]
+        columns.append([*_column(report, first_rps, busy), " / ".join(rates)])
     for index, name in enumerate(ROWS):
         table.add_row(name, *(column[index] for column in columns))
     console.print(table)
@@ -149,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "NGINX_IMAGE": os.environ.get("NGINX_IMAGE", dotenv.get("NGINX_IMAGE", ""))}
     if not env["NGINX_IMAGE"]:
         del env["NGINX_IMAGE"]
-    results = []
-    for workers in args.counts:
-        busy = host_busy_percent()
-        results.append((workers, run_once(workers, args, env), busy))
+    results: dict[int, list[Run]] = {workers: [] for workers in args.counts}
+    for round_ in range(1, args.repeat + 1):
+        for workers in args.counts:
+            busy = host_busy_percent()
+            results[workers].append((run_once(workers, round_, args, env), busy))
     print_table(results, Console())
-    return 0 if all(report is not None for _, report, _ in results) else 1
+    return 0 if all(report is not None for runs in results.values() for report, _ in runs) else 1
 
 
 if __name__ == "__main__":
