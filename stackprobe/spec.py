@@ -75,7 +75,7 @@ def parse_master_bind(text: str) -> tuple[str, int]:
     match = re.fullmatch(r"\s*(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d+)\s*", text)
     port = int(match.group(2)) if match else 0
     if not match or not 1 <= port <= 65535:
-        raise UsageError(f"--master-bind {text!r} is not HOST:PORT (e.g. 0.0.0.0:5557, 10.0.0.5:5557, [::]:5557)")
+        raise UsageError(f"--master-bind {text!r} is not HOST:PORT (e.g. 0.0.0.0:5557 or 10.0.0.5:5557)")
     return match.group(1).strip("[]"), port
 
 
