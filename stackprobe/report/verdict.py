@@ -120,7 +120,7 @@ def distributed_blind_spots(report: Report) -> list[str]:
         reasons.append("Locust warned that its CPU was above 90 %: the generator, not the service, set the pace")
     if len(dist.workers) < dist.workers_expected:
         reasons.append(
-            f"only {len(dist.workers)} of the {dist.workers_expected} Locust workers expected reported any load"
+            f"only {len(dist.workers)} of the {dist.workers_expected} Locust workers expected reported to the master"
         )
     remote = [worker for worker in dist.workers if not worker.local]
     if remote and report.writes.applicable:

@@ -347,7 +347,7 @@ def test_a_busy_master_a_missing_listener_a_missing_worker_and_remote_writes_are
     starts = [
         "inconclusive: Locust worker a ran without stackprobe's listener: its 500 requests",
         "inconclusive: Locust's master used 96 % of a core",
-        "inconclusive: only 2 of the 3 Locust workers expected reported any load",
+        "inconclusive: only 2 of the 3 Locust workers expected reported to the master",
         "inconclusive: 1 Locust worker ran elsewhere: acknowledged writes made there",
     ]
     assert len(reasons) == len(starts)
