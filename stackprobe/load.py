@@ -246,6 +246,8 @@ class LoadPlan:
             "--worker",
             "--master-host", self.worker_master_host(host),
             "--master-port", str(port),
+            # As the master's: the failures are counted, not turned into this process's exit code.
+            "--exit-code-on-error", "0",
         ]  # fmt: skip
 
     def remote_worker_command(self, listener: str | None = None) -> str:
@@ -349,7 +351,7 @@ class LoadResult:
     workers: distributed runs, each worker process started here with its CPU (WorkerCpu), in start order.
     worker_reports: distributed runs, what the master's listener heard of every worker that reported to
         it, here or elsewhere: the "workers" entries of the listener's errors file (id, host, pid,
-        requests, failures, listener, cpu_usage_max, cpu_warning).
+        requests, failures, listener, cpu_usage_max, cpu_warning, missing).
     cpu_seconds then counts the master and every worker started here (master_cpu_seconds: the master's).
     """
 
@@ -608,6 +610,8 @@ def distributed_section(plan: LoadPlan, result: LoadResult) -> dict[str, Any] | 
             "cpu_busiest_percent": round(mine.busiest_percent, 2) if mine else None,
             "locust_cpu_percent_max": float(reported) if isinstance(reported, int | float) else None,
             "cpu_warning": bool(report.get("cpu_warning")),
+            "missing": bool(report.get("missing")),
+            "exit_code": mine.exit_code if mine else None,
         }
         shares = [figures["cpu_busiest_percent"], figures["locust_cpu_percent_max"]]
         figures["saturated"] = figures["cpu_warning"] or any(

@@ -44,13 +44,14 @@ STACKPROBE_LOCUST_ERRORS=<file>
     first). "final" is false until Locust quit: a file without it comes from a run that was killed.
     "test_start" is when the test started (the file is rewritten then: a master waits for its workers
     before that). "workers" is empty but on a master: one entry per worker that reported to it,
-    {"id", "host", "pid", "requests", "failures", "listener", "cpu_usage_max", "cpu_warning"}, sorted by
+    {"id", "host", "pid", "requests", "failures", "listener", "cpu_usage_max", "cpu_warning", "missing"}, sorted by
     id. requests and failures add up the worker's own stats reports (Locust's "stats_total" of each
     report, the figures the master adds into its totals); host and pid are the worker's (null when it
     runs without this listener, "listener": false: its requests are then in Locust's totals but not in
     the windows); cpu_usage_max is the highest CPU share Locust's heartbeats gave for it (Locust's own
     monitor: psutil's cpu_percent of the worker process over 10-s intervals, percent of one core; null
-    while it reported none above 0, as in its first 20 s), cpu_warning whether it crossed Locust's 90 %.
+    while it reported none above 0, as in its first 20 s), cpu_warning whether it crossed Locust's 90 %,
+    missing whether the master lost its heartbeats during the run (Locust's STATE_MISSING: it died or hung).
     "arrivals" is null for the closed model, else the open model's summary (below).
 
 STACKPROBE_ARRIVAL_RATE=<arrivals per second>
@@ -612,6 +613,7 @@ class Recorder:
                 "listener": False,
                 "cpu_usage_max": None,
                 "cpu_warning": False,
+                "missing": False,
             }
         return figures
 
@@ -641,6 +643,9 @@ class Recorder:
                 self.errors_changed = True
             if client.cpu_warning_emitted and not figures["cpu_warning"]:
                 figures["cpu_warning"] = True
+                self.errors_changed = True
+            if client.state == locust_runners.STATE_MISSING and not figures["missing"]:
+                figures["missing"] = True
                 self.errors_changed = True
 
     def on_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:

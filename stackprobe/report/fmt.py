@@ -187,6 +187,9 @@ def describe_worker(worker: LoadWorker) -> str:
         parts.append("Locust warned: above 90 %")
     if not worker.listener:
         parts.append("without stackprobe's listener")
+    if worker.missing or worker.exit_code not in (None, 0):
+        how = "heartbeats stopped" if worker.missing else f"exit code {worker.exit_code}"
+        parts.append(f"lost during the run ({how})")
     where = "here" if worker.local else (worker.host or "elsewhere")
     return f"{where}, pid {worker.pid if worker.pid is not None else NA}: " + "; ".join(parts)
 

@@ -78,6 +78,8 @@ class LoadWorker:
     cpu_percent over Locust's 10-s monitor interval; None: none above 0, as in its first 20 s).
     cpu_warning: Locust's own "exceeded cpu threshold" for it (above 90 %). saturated: over
     GENERATOR_CPU_SATURATED_PERCENT of a core by any of these: it, not the service, may have set the pace.
+    missing: the master lost its heartbeats during the run (Locust's "missing" state: it died or hung);
+    exit_code: how a worker started here ended (0 when it followed its master; None for one elsewhere).
     """
 
     id: str = ""
@@ -92,6 +94,8 @@ class LoadWorker:
     locust_cpu_percent_max: float | None = None
     cpu_warning: bool = False
     saturated: bool = False
+    missing: bool = False
+    exit_code: int | None = None
 
 
 @dataclass(kw_only=True)

@@ -391,6 +391,13 @@ def _generator(report: Report) -> str:
     summary = _e(describe_generator(dist))
     rows, classes = [], []
     for worker in dist.workers:
+        lost = (
+            "its heartbeats stopped"
+            if worker.missing
+            else f"exit code {worker.exit_code}"
+            if worker.exit_code not in (None, 0)
+            else ""
+        )
         rows.append(
             [
                 _e(worker.id),
@@ -402,9 +409,10 @@ def _generator(report: Report) -> str:
                 _e(format_percent(worker.locust_cpu_percent_max, 0)),
                 _yes_no(not worker.saturated, "no", "yes: it may have set the pace"),
                 _yes_no(worker.listener),
+                _yes_no(not lost, "no", f"yes: {_e(lost)}"),
             ]
         )
-        classes.append("event-row-oom" if worker.saturated else "")
+        classes.append("event-row-oom" if worker.saturated or lost else "")
     table = _table(
         [
             "worker",
@@ -416,6 +424,7 @@ def _generator(report: Report) -> str:
             "CPU by Locust's heartbeats (max)",
             "saturated",
             "stackprobe's listener",
+            "lost during the run",
         ],
         rows,
         classes,

@@ -109,6 +109,12 @@ def distributed_blind_spots(report: Report) -> list[str]:
                 f"Locust worker {worker.id} was saturated ({'; '.join(x for x in shares if x)}): "
                 "the generator, not the service, may have set the pace; add workers"
             )
+        if worker.missing or worker.exit_code not in (None, 0):
+            how = "its heartbeats stopped" if worker.missing else f"it ended with exit code {worker.exit_code}"
+            reasons.append(
+                f"Locust worker {worker.id} was lost during the run ({how}): the requests it made since its last "
+                "report are not counted, and the load was not delivered as asked"
+            )
         if not worker.listener:
             reasons.append(
                 f"Locust worker {worker.id} ran without stackprobe's listener: its {worker.requests} requests are "

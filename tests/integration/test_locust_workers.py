@@ -7,11 +7,13 @@ and real `locust --worker` processes on this machine.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from stackprobe.load import LoadError, distributed_section, run_load
@@ -52,18 +54,28 @@ class Reader(FastHttpUser):
 """
 
 
-def test_two_workers_requests_add_up_to_the_masters_totals_windows_and_failures(tmp_path: Path) -> None:
+def test_workers_requests_add_up_to_the_masters_totals_windows_and_failures(tmp_path: Path) -> None:
+    # One worker started by the run, one more that joins the master's address as a worker from elsewhere
+    # would (another `locust --worker`, not started by run_load): the master waits for both, then loads.
+    port = _free_port()
     with serving(Target()) as target:
-        plan = replace(_plan(tmp_path, MIXED_LOCUSTFILE, target.url, 4, 4, None), workers=2)
-        result = run_load(plan)
+        base = _plan(tmp_path, MIXED_LOCUSTFILE, target.url, 4, 4, None)
+        plan = replace(base, workers=1, master_bind=("127.0.0.1", port), expect_workers=2)
+        with (tmp_path / "joined.log").open("w") as log:
+            joined = subprocess.Popen(plan.worker_argv(), stdout=log, stderr=subprocess.STDOUT, env=plan.env())
+            try:
+                result = run_load(plan)
+            finally:
+                joined.wait(timeout=30)
     assert result.overran is None, result.output_tail
     totals = read_totals(plan.csv_prefix)
     section = distributed_section(plan, result)
     assert section is not None
+    assert (section["master"], section["workers_expected"], section["workers_started"]) == (f"127.0.0.1:{port}", 2, 1)
     workers = section["workers"]
-    assert len(workers) == 2
-    assert all(w["requests"] > 0 and w["local"] and w["listener"] for w in workers), workers
-    assert {w["pid"] for w in workers} == {w.pid for w in result.workers}
+    assert all(w["requests"] > 0 and w["listener"] for w in workers), workers
+    # Only the worker run_load started is measured here; the other is "elsewhere".
+    assert sorted((w["local"], w["pid"]) for w in workers) == [(False, joined.pid), (True, result.workers[0].pid)]
     # Locust's totals (the master's --json-file) are exactly the sum of what each worker reported.
     assert sum(w["requests"] for w in workers) == totals.requests.total
     assert sum(w["failures"] for w in workers) == totals.requests.failures > 0
@@ -72,15 +84,12 @@ def test_two_workers_requests_add_up_to_the_masters_totals_windows_and_failures(
     assert sum(w["num_requests"] for w in windows) == totals.requests.total
     assert read_errors(plan.errors, start=0.0).failure_count == totals.requests.failures
     assert max(read_windows(plan.windows, start=0.0).users) == 4
-    # Each worker has its own log, and its own CPU measured to its exit.
-    for number, measured in enumerate(result.workers, start=1):
-        assert plan.worker_log(number).is_file()
-        assert measured.exit_code == 0
-        assert measured.cpu_seconds > 0
-        assert 0 < measured.busiest_percent < 200
-    assert section["master"] == result.master
-    assert result.master is not None
-    assert result.master.startswith("127.0.0.1:")
+    # The worker started here has its own log, and its CPU measured to its exit.
+    (measured,) = result.workers
+    assert plan.worker_log(1).is_file()
+    assert measured.exit_code == 0
+    assert measured.cpu_seconds > 0
+    assert 0 < measured.busiest_percent < 200
 
 
 def test_the_rate_is_delivered_in_total_by_two_worker_processes(tmp_path: Path) -> None:
@@ -111,28 +120,31 @@ def test_a_worker_that_cannot_start_ends_the_run_at_once_with_its_own_error(tmp_
     assert "this worker is missing a module" in str(raised.value)
 
 
-def test_a_master_with_a_bind_address_waits_for_a_worker_that_joins_by_it(tmp_path: Path) -> None:
-    # A worker from elsewhere, played here by one more `locust --worker` that the run did not start: the
-    # master waits for both, then loads through both.
+def test_a_worker_killed_mid_run_is_reported_lost_and_the_totals_still_add_up(tmp_path: Path) -> None:
+    killed: list[int] = []
+
+    def kill_one_worker(elapsed: float) -> None:
+        # Well into the load (workers start in 1-3 s, the load lasts 10 s): SIGKILL one worker, once. The
+        # master misses its heartbeats within about 3 s (Locust's HEARTBEAT_LIVENESS).
+        if killed or elapsed < 5:
+            return
+        workers = [c for c in psutil.Process().children() if "--worker" in c.cmdline()]
+        if workers:
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append(workers[0].pid)
+
     with serving(Target()) as target:
-        base = _plan(tmp_path, PACED_LOCUSTFILE, target.url, 2, 3, None)
-        port = _free_port()
-        plan = replace(base, workers=1, master_bind=("127.0.0.1", port), expect_workers=2)
-        joining = plan.worker_argv()
-        with (tmp_path / "joined.log").open("w") as log:
-            worker = subprocess.Popen(joining, stdout=log, stderr=subprocess.STDOUT, env=plan.env())
-            try:
-                result = run_load(plan)
-            finally:
-                worker.wait(timeout=30)
+        plan = replace(_plan(tmp_path, PACED_LOCUSTFILE, target.url, 4, 10, None), workers=2)
+        result = run_load(plan, on_tick=kill_one_worker)
+    assert killed, "no worker was running to kill"
     section = distributed_section(plan, result)
     assert section is not None
-    assert section["master"] == f"127.0.0.1:{port}"
-    assert section["workers_expected"] == 2
-    assert section["workers_started"] == 1
-    # Both joined and loaded; only the one started by run_load is measured (the other is "elsewhere").
-    assert sorted(w["local"] for w in section["workers"]) == [False, True]
-    assert all(w["requests"] > 0 for w in section["workers"])
+    by_pid = {w["pid"]: w for w in section["workers"]}
+    lost, kept = by_pid[killed[0]], next(w for pid, w in by_pid.items() if pid != killed[0])
+    assert lost["exit_code"] == -signal.SIGKILL
+    assert lost["missing"] is True
+    assert (kept["exit_code"], kept["missing"]) == (0, False)
+    # What the lost worker reported before it died is in Locust's totals, and nothing else of it.
     assert sum(w["requests"] for w in section["workers"]) == read_totals(plan.csv_prefix).requests.total
 
 

@@ -355,6 +355,14 @@ def test_a_busy_master_a_missing_listener_a_missing_worker_and_remote_writes_are
         assert reason.startswith(start), reason
 
 
+def test_a_worker_lost_during_the_run_makes_it_inconclusive() -> None:
+    for lost in (_worker("b", missing=True), _worker("b", exit_code=-9)):
+        verdict, reasons = judge(_distributed_report(_worker("a", exit_code=0), lost))
+        assert verdict == "inconclusive"
+        assert len(reasons) == 1
+        assert reasons[0].startswith("inconclusive: Locust worker b was lost during the run (")
+
+
 # What a person reads
 
 
