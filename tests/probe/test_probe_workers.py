@@ -24,6 +24,8 @@ def test_two_workers_totals_are_the_sum_of_each_workers_requests_and_every_write
     workers = dist["workers"]
     assert (dist["workers_started"], dist["workers_expected"], len(workers)) == (2, 2, 2)
     assert all(w["local"] and w["listener"] and w["requests"] > 0 for w in workers), workers
+    # Both followed their master to the end: none was lost on the way.
+    assert [(w["exit_code"], w["missing"]) for w in workers] == [(0, False), (0, False)]
     assert len({w["pid"] for w in workers}) == 2
     # Locust's totals are what the two workers sent, and so are stackprobe's 1-s windows.
     total = report["requests"]["total"]
