@@ -101,7 +101,8 @@ class LoadPlan:
     when the run starts, see with_master_port); expect_workers is how many workers the master waits for
     in all before it starts the load, those started here included (None: workers), so a master bound
     to another interface can take workers from other machines. workers == 0 and master_bind None: one
-    Locust process (Locust's local runner).
+    Locust process (Locust's local runner). Raises ValueError for a rate that is not above 0, and for
+    workers that cannot add up (fewer expected than started, workers from elsewhere with no master_bind).
     """
 
     locustfile: Path
