@@ -128,14 +128,15 @@ build_offline() {
     rm -f "$log"
 }
 
-# Wheels for the users service, so its image builds with no package index inside the build.
-fetch_service_wheels() {
-    local req="$ROOT/services/users/requirements.txt" dir="$ROOT/services/users/wheels" stamp sum
+# Wheels for an image Compose builds (the users service; Locust for the loadgen profile), so that it
+# builds with no package index inside the build: fetch_wheels REQUIREMENTS DIR WHAT.
+fetch_wheels() {
+    local req=$1 dir=$2 what=$3 stamp sum
     [ -f "$req" ] || die "missing $req"
     stamp="$dir/.requirements.sha256"
     sum=$(sha256sum "$req" | cut -d' ' -f1)
     [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return
-    say "images: downloading wheels for the users service (cp311, $(uname -m))"
+    say "images: downloading wheels for $what (cp311, $(uname -m))"
     rm -f "$dir"/*.whl
     local log
     log=$(mktemp)
@@ -145,6 +146,14 @@ fetch_service_wheels() {
         -r "$req" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "downloading wheels failed"; }
     rm -f "$log"
     echo "$sum" >"$stamp"
+}
+
+fetch_service_wheels() {
+    fetch_wheels "$ROOT/services/users/requirements.txt" "$ROOT/services/users/wheels" "the users service"
+}
+
+fetch_loadgen_wheels() {
+    fetch_wheels "$ROOT/loadtests/loadgen/requirements.txt" "$ROOT/loadtests/loadgen/wheels" "the loadgen profile's Locust"
 }
 
 # Set KEY=VALUE in .env, replacing an earlier value: this machine's choices, never committed.
@@ -187,6 +196,7 @@ ensure_images() {
         # The base already is Debian's Python 3.11 with venv: name it for what it is used as.
         have_image "$python" || docker tag "$OFFLINE_BASE" "$python"
         fetch_service_wheels
+        fetch_loadgen_wheels
         no_index=1
     fi
     set_env POSTGRES_IMAGE "$postgres"

@@ -36,6 +36,7 @@ from stackprobe.spec import (
     UsageError,
     find_compose_file,
     parse_duration,
+    parse_master_bind,
     parse_memory_limits,
 )
 from stackprobe.stack import Teardown
@@ -161,6 +162,24 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     load.add_argument(
         "--warmup", help="memory trend: leave out this first part of the load, e.g. 12s (default: the first 20 %%)"
     )
+    load.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="Locust's distributed mode: a master and N worker processes on this machine, about one core each "
+        "(default: 0, one Locust process)",
+    )
+    load.add_argument(
+        "--master-bind",
+        metavar="HOST:PORT",
+        help="where the master listens, so that workers on other machines can join (with --expect-workers)",
+    )
+    load.add_argument(
+        "--expect-workers",
+        type=int,
+        metavar="N",
+        help="with --master-bind: start the load once N workers have joined, those of --workers included",
+    )
     faults = run.add_argument_group('faults under load (see the README\'s "Faults under load")')
     faults.add_argument(
         "--fault",
@@ -241,6 +260,9 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         profiles=tuple(args.profile),
         allow_shared_volumes=args.allow_shared_volumes,
         faults=_schedule_from_args(args),
+        workers=args.workers,
+        master_bind=parse_master_bind(args.master_bind) if args.master_bind else None,
+        expect_workers=args.expect_workers,
     )
 
 

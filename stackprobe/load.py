@@ -8,13 +8,18 @@ import math
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import psutil
+
+from stackprobe.report.verdict import GENERATOR_CPU_SATURATED_PERCENT
 
 CSV_NAME = "locust"
 WRITE_LOG_NAME = "writes.jsonl"
@@ -36,6 +41,18 @@ STOP_TIMEOUT_S = 5
 KILL_AFTER_S = 30.0
 # How many lines of Locust's output a LoadError and LoadResult.output_tail keep.
 TAIL_LINES = 25
+# Distributed runs: how long the master waits for its workers to connect before it gives up (Locust's
+# --expect-workers-max-wait), for workers started here and for workers that join from other machines.
+LOCAL_WORKERS_WAIT_S = 60
+REMOTE_WORKERS_WAIT_S = 300
+# Once the master has quit, how long its workers get to follow it (Locust sends them "quit") before SIGINT,
+# and after SIGINT before SIGKILL.
+WORKER_EXIT_S = 10.0
+# A worker's busiest stretch of CPU use is taken over this many seconds: Locust's own CPU monitor
+# (locust.runners.CPU_MONITOR_INTERVAL) judges 10-s samples against its 90 % warning.
+BUSIEST_SPAN_S = 10.0
+# The master's bind addresses that mean "every interface": local workers connect to loopback then.
+_ANY_INTERFACE = ("", "*", "0.0.0.0", "::")
 
 
 def overrun_grace_s(duration_s: float) -> float:
@@ -79,6 +96,15 @@ class LoadPlan:
     earlier ones have answered; the listener paces any locustfile (STACKPROBE_ARRIVAL_RATE) and times
     the windows' requests from when their arrival was due. With --processes the rate is split among
     the workers. A shape then changes the pool, not the rate.
+
+    Locust's distributed mode (locust.io's "Running distributed"): workers > 0 starts a master (headless,
+    --master --expect-workers) and that many `--worker` processes here, each one process and at most one
+    core; master_bind (host, port) is where the master listens (None: 127.0.0.1 and a free port chosen
+    when the run starts, see with_master_port); expect_workers is how many workers the master waits for
+    in all before it starts the load, those started here included (None: workers), so a master bound
+    to another interface can take workers from other machines. workers == 0 and master_bind None: one
+    Locust process (Locust's local runner). Raises ValueError for a rate that is not above 0, and for
+    workers that cannot add up (fewer expected than started, workers from elsewhere with no master_bind).
     """
 
     locustfile: Path
@@ -90,10 +116,59 @@ class LoadPlan:
     slo: str
     out: Path
     rate: float | None = None
+    workers: int = 0
+    master_bind: tuple[str, int | None] | None = None
+    expect_workers: int | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ValueError(f"an arrival rate must be a number above 0, not {self.rate!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 or more, not {self.workers}")
+        if self.expect_workers is not None and self.expect_workers < max(1, self.workers):
+            raise ValueError(
+                f"expect_workers {self.expect_workers} is under the {self.workers} workers started here (or 1)"
+            )
+        if self.expect_workers is not None and self.expect_workers > self.workers and self.master_bind is None:
+            raise ValueError("workers from elsewhere need a master_bind address to connect to")
+        if self.master_bind is not None and self.expected_workers < 1:
+            raise ValueError("a master needs workers: set workers or expect_workers")
+
+    @property
+    def distributed(self) -> bool:
+        """Return whether Locust runs as a master with workers rather than as one process."""
+        return self.workers > 0 or self.master_bind is not None
+
+    @property
+    def expected_workers(self) -> int:
+        """Return how many workers the master waits for: those started here and those from elsewhere."""
+        return self.expect_workers if self.expect_workers is not None else self.workers
+
+    @property
+    def remote_workers(self) -> int:
+        """Return how many workers are expected to join from elsewhere (not started by this plan)."""
+        return self.expected_workers - self.workers
+
+    @property
+    def workers_wait_s(self) -> int:
+        """Return how long the master waits for its workers to connect, seconds (0 when not distributed)."""
+        if not self.distributed:
+            return 0
+        return REMOTE_WORKERS_WAIT_S if self.remote_workers else LOCAL_WORKERS_WAIT_S
+
+    def with_master_port(self) -> LoadPlan:
+        """Return this plan with the master's port fixed: a free port of the bind host when none was given."""
+        if not self.distributed:
+            return self
+        host, port = self.master_bind or ("127.0.0.1", None)
+        if port is None:
+            port = free_port(self.worker_master_host(host))
+        return replace(self, master_bind=(host, port))
+
+    @staticmethod
+    def worker_master_host(bind_host: str) -> str:
+        """Return the address a worker on this machine connects to for a master bound to bind_host."""
+        return "127.0.0.1" if bind_host in _ANY_INTERFACE else bind_host
 
     @property
     def csv_prefix(self) -> Path:
@@ -127,19 +202,84 @@ class LoadPlan:
 
     @property
     def log(self) -> Path:
-        """Return the file Locust's output goes to."""
+        """Return the file Locust's output goes to (the master's when distributed)."""
         return self.out / "locust.log"
+
+    def worker_log(self, number: int) -> Path:
+        """Return the file the output of worker `number` (from 1) started here goes to."""
+        return self.out / f"locust_worker_{number}.log"
 
     def locustfiles(self) -> list[Path]:
         """Return what Locust loads: the user's locustfile (a file or a folder), then stackprobe's listener."""
         return [self.locustfile, LISTENER]
 
+    def master_address(self) -> str | None:
+        """Return "HOST:PORT" the master listens on ("[::]:5557" for IPv6), None when not distributed or not set."""
+        if not self.distributed or self.master_bind is None or self.master_bind[1] is None:
+            return None
+        host, port = self.master_bind
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _master_address(self) -> tuple[str, int]:
+        host, port = self.master_bind or ("127.0.0.1", None)
+        if port is None:
+            raise ValueError("the master's port is chosen when the run starts: call with_master_port() first")
+        return host, port
+
+    def master_options(self) -> list[str]:
+        """Return the master's own options (none for a single Locust process)."""
+        if not self.distributed:
+            return []
+        host, port = self._master_address()
+        return [
+            "--master",
+            "--master-bind-host", host,
+            "--master-bind-port", str(port),
+            "--expect-workers", str(self.expected_workers),
+            "--expect-workers-max-wait", str(self.workers_wait_s),
+        ]  # fmt: skip
+
+    def worker_argv(self) -> list[str]:
+        """Return the command line of one worker started here (`locust -f ... --worker --master-host ...`).
+
+        The locustfiles are the master's (Locust runs the same files on both); the host, users and run
+        time come from the master. Raises ValueError for a plan that is not distributed or has no port yet.
+        """
+        if not self.distributed:
+            raise ValueError("a worker needs a distributed plan (workers or master_bind)")
+        host, port = self._master_address()
+        return [
+            sys.executable, "-m", "locust",
+            "--locustfile", locustfile_option(self.locustfiles()),
+            "--worker",
+            "--master-host", self.worker_master_host(host),
+            "--master-port", str(port),
+            # As the master's: the failures are counted, not turned into this process's exit code.
+            "--exit-code-on-error", "0",
+        ]  # fmt: skip
+
+    def remote_worker_command(self, listener: str | None = None) -> str:
+        """Return the command a worker on another machine runs to join this plan's master.
+
+        listener: where stackprobe's listener lives on that machine (default: this machine's path). The
+        worker needs the same locustfiles, and the listener for its requests to reach the 1-s windows.
+        """
+        host, port = self._master_address()
+        files = locustfile_option([self.locustfile, Path(listener) if listener else LISTENER])
+        shown = "<this machine's address>" if host in _ANY_INTERFACE else host
+        return f"locust -f {files} --worker --master-host {shown} --master-port {port}"
+
     def argv(self) -> list[str]:
-        """Return the Locust command line; raise LoadError for a path Locust's `-f` cannot take (a comma)."""
+        """Return Locust's command line (the master's when distributed).
+
+        Raises LoadError for a path Locust's `-f` cannot take (a comma), ValueError for a distributed plan
+        whose master port is not chosen yet.
+        """
         return [
             sys.executable, "-m", "locust",
             "--locustfile", locustfile_option(self.locustfiles()),
             "--headless",
+            *self.master_options(),
             "--host", self.host,
             "--users", str(self.users),
             "--spawn-rate", str(self.spawn_rate),
@@ -169,6 +309,7 @@ class LoadPlan:
             self.errors,
             Path(f"{self.errors}.partial"),
             *(Path(f"{prefix}{suffix}") for suffix in suffixes),
+            *(self.worker_log(number) for number in range(1, self.workers + 1)),
         ]
 
     def env(self) -> dict[str, str]:
@@ -215,6 +356,12 @@ class LoadResult:
         for, and those started per second from the load's start to its end (Locust's run time), from the
         listener's summary (stackprobe.locuststats.read_arrivals has the rest: started, due, waiting at
         the end, lateness). achieved_rate is None when the listener left no summary (Locust killed).
+    master: distributed runs, the HOST:PORT the master listened on (else None).
+    workers: distributed runs, each worker process started here with its CPU (WorkerCpu), in start order.
+    worker_reports: distributed runs, what the master's listener heard of every worker that reported to
+        it, here or elsewhere: the "workers" entries of the listener's errors file (id, host, pid,
+        requests, failures, listener, cpu_usage_max, cpu_warning, missing).
+    cpu_seconds then counts the master and every worker started here (master_cpu_seconds: the master's).
     """
 
     exit_code: int
@@ -226,11 +373,72 @@ class LoadResult:
     unhandled_exception: bool = False
     arrival_rate: float | None = None
     achieved_rate: float | None = None
+    master: str | None = None
+    workers: tuple[WorkerCpu, ...] = ()
+    worker_reports: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
     @property
     def cpu_percent(self) -> float:
-        """Return the load generator's average CPU use, in percent of one core."""
+        """Return the load generator's average CPU use (master and workers together), in percent of one core."""
         return 100.0 * self.cpu_seconds / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def master_cpu_seconds(self) -> float:
+        """Return the CPU seconds of Locust's own process: the master's when distributed (workers taken out)."""
+        return max(0.0, self.cpu_seconds - sum(worker.cpu_seconds for worker in self.workers))
+
+
+@dataclass(frozen=True)
+class WorkerCpu:
+    """The CPU of one worker process started on this machine, as stackprobe measured it (psutil: /proc).
+
+    pid: its process id; cpu_seconds: user + system CPU over its life (read once more as it exited);
+    wall_s: its life, seconds; busiest_percent: the highest share of one core over any BUSIEST_SPAN_S
+    stretch of its samples (busiest_stretch_percent), its whole life's share when it lived less than
+    that; exit_code: how it ended (negative: a signal; None: not seen to end).
+    """
+
+    pid: int
+    cpu_seconds: float
+    wall_s: float
+    busiest_percent: float
+    exit_code: int | None
+
+    @property
+    def cpu_percent(self) -> float:
+        """Return its average CPU use over its life, percent of one core."""
+        return 100.0 * self.cpu_seconds / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def busiest_stretch_percent(samples: Sequence[tuple[float, float]], span_s: float = BUSIEST_SPAN_S) -> float:
+    """Return the highest CPU share over any stretch of at least span_s seconds, percent of one core.
+
+    samples: (seconds, cumulative CPU seconds) in time order, as a process's cpu_times read every tick.
+    Each stretch runs from one sample to the first later one at least span_s away; with no such pair (a
+    life shorter than span_s) the share from the first sample to the last. 0.0 for fewer than 2 samples.
+    """
+    best: float | None = None
+    start = 0
+    for end in range(1, len(samples)):
+        while start + 1 < end and samples[end][0] - samples[start + 1][0] >= span_s:
+            start += 1
+        elapsed = samples[end][0] - samples[start][0]
+        if elapsed >= span_s:
+            share = 100.0 * (samples[end][1] - samples[start][1]) / elapsed
+            best = share if best is None else max(best, share)
+    if best is not None:
+        return best
+    if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+        return 0.0
+    return 100.0 * (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port of `host` that nothing listens on right now (the kernel's choice)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 STEP_RESULT_PREFIX = "step result: "
@@ -273,30 +481,54 @@ def run_load(
     A run that wrote its `--json-file` totals is a run, whatever Locust's exit code: LoadResult. A run
     that goes on past plan.duration_s + STOP_TIMEOUT_S + grace_s (default overrun_grace_s: 10 s or 10 %)
     gets SIGINT (Locust then stops its users and writes its files), and SIGKILL kill_after_s later; its
-    LoadResult.overran says so. Raises LoadError when Locust left no results, with its output's tail.
+    LoadResult.overran says so. A distributed plan starts the master, then its workers here (each with
+    its own log, plan.worker_log), and counts that time from when the load began (the master's test
+    start, which waits for every expected worker); once the master has quit, its workers get
+    WORKER_EXIT_S to follow before they are stopped. Raises LoadError when Locust left no results, or
+    when a worker started here ended before the load began, with the output's tail.
     """
+    plan = plan.with_master_port()
     plan.out.mkdir(parents=True, exist_ok=True)
     # The locustfile appends to the write log: an earlier run's lines would be audited against this run's
     # database, and an earlier run's JSON would pass for this one's if Locust wrote none.
     for path in plan.outputs():
         path.unlink(missing_ok=True)
     argv = plan.argv()
-    deadline_s = plan.duration_s + STOP_TIMEOUT_S + (overrun_grace_s(plan.duration_s) if grace_s is None else grace_s)
+    worker_argv = plan.worker_argv() if plan.workers else []
+    run_s = plan.duration_s + STOP_TIMEOUT_S + (overrun_grace_s(plan.duration_s) if grace_s is None else grace_s)
     log_path = plan.log
+    env = plan.env()
     started = time.monotonic()
     # Locust's CPU, workers included, is what the children we waited for used meanwhile.
     children_before = _children_cpu_seconds()
     interrupted_at: float | None = None
     killed = False
+    # A single process counts its run time from its start; a master from its test's start, which waits
+    # for the workers (at most workers_wait_s, then Locust gives up by itself).
+    load_began_at: float | None = None if plan.distributed else 0.0
+    workers: list[_WorkerProcess] = []
     with log_path.open("w") as log:
         # A session of its own: a terminal's Ctrl-C reaches stackprobe only, which then stops Locust once
         # (a second SIGINT could cut Locust's shutdown short), and a signal reaches its --processes workers.
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=plan.env(), start_new_session=True)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
+            for index in range(plan.workers):
+                workers.append(_WorkerProcess.start(worker_argv, plan.worker_log(index + 1), env))
             while process.poll() is None:
                 elapsed = time.monotonic() - started
                 if on_tick is not None:
                     on_tick(elapsed)
+                for worker in workers:
+                    worker.sample()
+                if load_began_at is None:
+                    if _test_started(plan.errors):
+                        load_began_at = elapsed
+                    elif early := next((worker for worker in workers if worker.ended is not None), None):
+                        raise LoadError(
+                            f"a Locust worker exited with code {early.exit_code} before the load began:\n"
+                            f"{output_tail(early.log_path.read_text(errors='replace'))}"
+                        )
+                deadline_s = load_began_at + run_s if load_began_at is not None else plan.workers_wait_s + run_s
                 if interrupted_at is None and elapsed > deadline_s:
                     _signal_group(process, signal.SIGINT)
                     interrupted_at = elapsed
@@ -304,6 +536,8 @@ def run_load(
                     _signal_group(process, signal.SIGKILL)
                     killed = True
                 time.sleep(tick_s)
+            # The master told its workers to quit as it did: let them, measuring them to the end.
+            _stop_workers(workers, follow_s=WORKER_EXIT_S)
         except BaseException:
             # SIGINT lets Locust stop its users and still write its files; then make sure it is gone.
             _signal_group(process, signal.SIGINT)
@@ -312,7 +546,11 @@ def run_load(
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
+            _stop_workers(workers, follow_s=0.0)
             raise
+        finally:
+            for worker in workers:
+                worker.close()
     wall = time.monotonic() - started
     cpu_seconds = _children_cpu_seconds() - children_before
     output = log_path.read_text(errors="replace")
@@ -324,9 +562,10 @@ def run_load(
             if killed
             else "stopped with SIGINT"
         )
+        waited = "" if not plan.distributed or load_began_at is not None else ", and its workers never all joined"
         overran = (
-            f"Locust ran {wall - plan.duration_s:.1f} s past --duration {plan.duration_s:g}s (a shape that "
-            f"never returns None, or a task that blocks); {how}"
+            f"Locust ran {wall - (load_began_at or 0.0) - plan.duration_s:.1f} s past --duration "
+            f"{plan.duration_s:g}s (a shape that never returns None, or a task that blocks{waited}); {how}"
         )
     if not _complete_json(plan.json_file):
         reason = f" ({overran})" if overran else ""
@@ -334,6 +573,7 @@ def run_load(
     summary = _listener_summary(plan.errors)
     arrivals = summary.get("arrivals") if isinstance(summary.get("arrivals"), dict) else {}
     achieved = arrivals.get("achieved_rate")
+    reports = summary.get("workers") if isinstance(summary.get("workers"), list) else []
     return LoadResult(
         exit_code=process.returncode,
         wall_s=wall,
@@ -344,7 +584,151 @@ def run_load(
         unhandled_exception=bool(summary.get("unhandled_exception")),
         arrival_rate=plan.rate,
         achieved_rate=float(achieved) if plan.rate is not None and isinstance(achieved, int | float) else None,
+        master=plan.master_address(),
+        workers=tuple(worker.figures() for worker in workers),
+        worker_reports=tuple(report for report in reports if isinstance(report, dict)),
     )
+
+
+def distributed_section(plan: LoadPlan, result: LoadResult) -> dict[str, Any] | None:
+    """Return report.json's load.distributed for a run (None when Locust ran as one process).
+
+    Each worker that reported to the master gets its requests and failures (Locust's own reports), and,
+    for those started here (matched by host and pid), stackprobe's measure of its CPU. A worker is
+    saturated when any source puts it over GENERATOR_CPU_SATURATED_PERCENT of a core; the generator is
+    bound when a worker or the master (its CPU over the run) is.
+    """
+    if not plan.distributed:
+        return None
+    here = socket.gethostname()
+    local = {worker.pid: worker for worker in result.workers}
+    workers = []
+    for report in result.worker_reports:
+        pid = report.get("pid")
+        mine = local.get(pid) if report.get("host") == here and isinstance(pid, int) else None
+        reported = report.get("cpu_usage_max")
+        figures = {
+            "id": str(report.get("id", "")),
+            "host": report.get("host"),
+            "pid": pid if isinstance(pid, int) else None,
+            "local": mine is not None,
+            "requests": int(report.get("requests") or 0),
+            "failures": int(report.get("failures") or 0),
+            "listener": bool(report.get("listener")),
+            "cpu_percent": round(mine.cpu_percent, 2) if mine else None,
+            "cpu_busiest_percent": round(mine.busiest_percent, 2) if mine else None,
+            "locust_cpu_percent_max": float(reported) if isinstance(reported, int | float) else None,
+            "cpu_warning": bool(report.get("cpu_warning")),
+            "missing": bool(report.get("missing")),
+            "exit_code": mine.exit_code if mine else None,
+        }
+        shares = [figures["cpu_busiest_percent"], figures["locust_cpu_percent_max"]]
+        figures["saturated"] = figures["cpu_warning"] or any(
+            share is not None and share > GENERATOR_CPU_SATURATED_PERCENT for share in shares
+        )
+        workers.append(figures)
+    master_percent = 100.0 * result.master_cpu_seconds / result.wall_s if result.wall_s > 0 else None
+    master_bound = master_percent is not None and master_percent > GENERATOR_CPU_SATURATED_PERCENT
+    return {
+        "master": result.master or "",
+        "workers_started": plan.workers,
+        "workers_expected": plan.expected_workers,
+        "master_cpu_percent": round(master_percent, 2) if master_percent is not None else None,
+        "generator_bound": master_bound or any(worker["saturated"] for worker in workers),
+        "workers": workers,
+    }
+
+
+class _WorkerProcess:
+    """A Locust worker started here: its process, its log, and its CPU read every tick until it ends."""
+
+    def __init__(self, process: subprocess.Popen[Any], log: Any, log_path: Path) -> None:
+        self.process = process
+        self.log = log
+        self.log_path = log_path
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.exit_code: int | None = None
+        self.samples: list[tuple[float, float]] = [(self.started, 0.0)]
+        try:
+            self.ps: psutil.Process | None = psutil.Process(process.pid)
+        except psutil.Error:
+            self.ps = None
+
+    @classmethod
+    def start(cls, argv: Sequence[str], log_path: Path, env: Mapping[str, str]) -> _WorkerProcess:
+        log = log_path.open("w")
+        # Its own session: Ctrl-C in a terminal must not stop a worker before the master has its last report.
+        process = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
+        )
+        return cls(process, log, log_path)
+
+    def sample(self) -> None:
+        """Read its CPU; when it has exited, read it once more before reaping it (a zombie keeps its times)."""
+        if self.ended is not None:
+            return
+        try:
+            exited = os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            exited = None
+            self.process.poll()
+        if self.ps is not None:
+            with contextlib.suppress(psutil.Error):
+                times = self.ps.cpu_times()
+                self.samples.append((time.monotonic(), times.user + times.system))
+        if exited is not None or self.process.returncode is not None:
+            self.exit_code = self.process.wait()
+            self.ended = time.monotonic()
+
+    def signal(self, signum: int) -> None:
+        if self.ended is None:
+            _signal_group(self.process, signum)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def figures(self) -> WorkerCpu:
+        """Return what it used: CPU seconds, life, the busiest stretch, how it ended."""
+        last_t, last_cpu = self.samples[-1]
+        end = self.ended if self.ended is not None else last_t
+        return WorkerCpu(
+            pid=self.process.pid,
+            cpu_seconds=last_cpu,
+            wall_s=max(0.0, end - self.started),
+            busiest_percent=busiest_stretch_percent(self.samples),
+            exit_code=self.exit_code,
+        )
+
+
+def _stop_workers(workers: Sequence[_WorkerProcess], follow_s: float, step_s: float = 0.1) -> None:
+    """Give workers follow_s to end by themselves, then SIGINT, then SIGKILL; measure them meanwhile."""
+
+    def wait(seconds: float) -> bool:
+        until = time.monotonic() + seconds
+        while True:
+            for worker in workers:
+                worker.sample()
+            if all(worker.ended is not None for worker in workers):
+                return True
+            if time.monotonic() >= until:
+                return False
+            time.sleep(step_s)
+
+    if wait(follow_s):
+        return
+    for worker in workers:
+        worker.signal(signal.SIGINT)
+    if wait(WORKER_EXIT_S):
+        return
+    for worker in workers:
+        worker.signal(signal.SIGKILL)
+    wait(WORKER_EXIT_S)
+
+
+def _test_started(errors_path: Path) -> bool:
+    """Return whether the master's listener has seen its test start (its errors file says when)."""
+    return isinstance(_listener_summary(errors_path).get("test_start"), int | float)
 
 
 def _signal_group(process: subprocess.Popen[Any], signum: int) -> None:

@@ -32,7 +32,8 @@ STACKPROBE_LOCUST_ERRORS=<file>
      "failures": [{"method", "name", "error", "occurrences", "first_seen", "last_seen"}],
      "exceptions": [{"type", "message", "count", "first_seen", "last_seen", "traceback"}],
      "cpu_warning": bool, "cpu_peak_percent": float | null,
-     "exit_code": int | null, "process_exit_code": int | null, "unhandled_exception": bool}
+     "exit_code": int | null, "process_exit_code": int | null, "unhandled_exception": bool,
+     "test_start": <epoch> | null, "workers": [...]}
     Failures are request events with an exception, grouped and worded as Locust's failures table
     (StatsError.create_key, StatsError.parse_error); exceptions are `user_error` events (exceptions raised
     in tasks), grouped as Locust groups them (by traceback), with the first message, the exception's type
@@ -41,6 +42,16 @@ STACKPROBE_LOCUST_ERRORS=<file>
     `exit_code` is the code Locust exits with (the quit event), `unhandled_exception` Locust's flag for an
     exception it did not expect (a shape's tick, an event handler: exit code 2 unless failures came
     first). "final" is false until Locust quit: a file without it comes from a run that was killed.
+    "test_start" is when the test started (the file is rewritten then: a master waits for its workers
+    before that). "workers" is empty but on a master: one entry per worker that reported to it,
+    {"id", "host", "pid", "requests", "failures", "listener", "cpu_usage_max", "cpu_warning", "missing"}, sorted by
+    id. requests and failures add up the worker's own stats reports (Locust's "stats_total" of each
+    report, the figures the master adds into its totals); host and pid are the worker's (null when it
+    runs without this listener, "listener": false: its requests are then in Locust's totals but not in
+    the windows); cpu_usage_max is the highest CPU share Locust's heartbeats gave for it (Locust's own
+    monitor: psutil's cpu_percent of the worker process over 10-s intervals, percent of one core; null
+    while it reported none above 0, as in its first 20 s), cpu_warning whether it crossed Locust's 90 %,
+    missing whether the master lost its heartbeats during the run (Locust's STATE_MISSING: it died or hung).
     "arrivals" is null for the closed model, else the open model's summary (below).
 
 STACKPROBE_ARRIVAL_RATE=<arrivals per second>
@@ -76,6 +87,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 import traceback
 import weakref
@@ -399,6 +411,9 @@ class Recorder:
         self.exceptions: dict[str, dict[str, Any]] = {}
         self.cpu_warning = False
         self.cpu_peak_percent: float | None = None
+        self.test_start: float | None = None
+        # A master: what each worker reported, by Locust's client id.
+        self.worker_figures: dict[str, dict[str, Any]] = {}
         self.next_second: int | None = None  # the first second not yet written
         self.errors_changed = False
         self.errors_written_at = 0.0
@@ -491,6 +506,11 @@ class Recorder:
         now = time.time()
         if self.next_second is None:
             self.next_second = int(now)
+        if self.test_start is None:
+            self.test_start = now
+            # Said at once: whoever runs Locust counts its run time from here, not from the wait for workers.
+            if self.errors_path and not self.is_worker:
+                self.write_errors(final=False)
         if self.rate is None:
             return
         self.load_start, self.load_end = now, None
@@ -560,6 +580,8 @@ class Recorder:
         """Worker: hand everything recorded since the last report to the master, and forget it."""
         runner = self.environment.runner
         data[REPORT_KEY] = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
             "windows": {str(second): window.serialize() for second, window in self.windows.items()},
             "failures": self.failures,
             "exceptions": self.exceptions,
@@ -579,8 +601,56 @@ class Recorder:
         self.failures = {}
         self.exceptions = {}
 
+    def _worker(self, client_id: str) -> dict[str, Any]:
+        figures = self.worker_figures.get(client_id)
+        if figures is None:
+            figures = self.worker_figures[client_id] = {
+                "id": client_id,
+                "host": None,
+                "pid": None,
+                "requests": 0,
+                "failures": 0,
+                "listener": False,
+                "cpu_usage_max": None,
+                "cpu_warning": False,
+                "missing": False,
+            }
+        return figures
+
+    def count_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:
+        """Master: add a worker's own stats report (Locust's stats_total since its last one) to its figures."""
+        figures = self._worker(client_id)
+        total = data.get("stats_total") or {}
+        figures["requests"] += int(total.get("num_requests") or 0)
+        figures["failures"] += int(total.get("num_failures") or 0)
+        report = data.get(REPORT_KEY)
+        if report:
+            figures["listener"] = True
+            figures["host"] = report.get("host", figures["host"])
+            figures["pid"] = report.get("pid", figures["pid"])
+        self.errors_changed = True
+
+    def sample_workers(self) -> None:
+        """Master: note the CPU use each worker's last heartbeat gave (Locust's WorkerNode.cpu_usage)."""
+        runner = self.environment.runner
+        if not isinstance(runner, locust_runners.MasterRunner):
+            return
+        for client in list(runner.clients.values()):
+            figures = self._worker(client.id)
+            usage = float(client.cpu_usage or 0.0)
+            if usage > 0 and (figures["cpu_usage_max"] is None or usage > figures["cpu_usage_max"]):
+                figures["cpu_usage_max"] = usage
+                self.errors_changed = True
+            if client.cpu_warning_emitted and not figures["cpu_warning"]:
+                figures["cpu_warning"] = True
+                self.errors_changed = True
+            if client.state == locust_runners.STATE_MISSING and not figures["missing"]:
+                figures["missing"] = True
+                self.errors_changed = True
+
     def on_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:
-        """Master: add a worker's report to this run's windows, failures and exceptions."""
+        """Master: add a worker's report to its figures and to this run's windows, failures and exceptions."""
+        self.count_worker_report(client_id, data)
         report = data.get(REPORT_KEY)
         if not report:
             return
@@ -646,6 +716,7 @@ class Recorder:
         if self.closed:
             return
         current = int(now)
+        self.sample_workers()
         self._sample_users(current - 1)
         if final:
             self._sample_users(current)
@@ -704,6 +775,8 @@ class Recorder:
             "process_exit_code": self.environment.process_exit_code,
             "unhandled_exception": bool(locust_log.unhandled_greenlet_exception),
             "arrivals": self.arrivals_summary(time.time()),
+            "test_start": self.test_start,
+            "workers": [self.worker_figures[key] for key in sorted(self.worker_figures)],
         }
         partial = f"{self.errors_path}.partial"
         with open(partial, "w", encoding="utf-8") as handle:

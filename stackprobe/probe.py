@@ -31,7 +31,15 @@ from stackprobe.limits import (
     read_applied_limits,
     swap_description,
 )
-from stackprobe.load import LoadError, LoadPlan, LoadResult, check_locustfile, read_step_result, run_load
+from stackprobe.load import (
+    LoadError,
+    LoadPlan,
+    LoadResult,
+    check_locustfile,
+    distributed_section,
+    read_step_result,
+    run_load,
+)
 from stackprobe.locuststats import (
     WindowStats,
     read_errors,
@@ -340,7 +348,13 @@ def _load_and_audit(
         slo=request_slo(spec.slo),
         out=spec.out.resolve(),
         rate=spec.rate,
+        workers=spec.workers,
+        master_bind=spec.master_bind,
+        expect_workers=spec.expect_workers,
     )
+    if plan.remote_workers:
+        command = plan.remote_worker_command()
+        console.print(f"Waiting for {plan.remote_workers} Locust workers from elsewhere: {command}", markup=False)
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
     seen.load_wall_start = time.time()
     watcher.mark_load_start()
@@ -461,6 +475,7 @@ def _build_report(
             "overran": load.overran if load else None,
             "arrival_rate": spec.rate,
             "achieved_rate": load.achieved_rate if load else None,
+            "distributed": distributed_section(plan, load) if plan and load else None,
         },
         "limits": limits_section(
             applied,

@@ -75,6 +75,15 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
+def parse_master_bind(text: str) -> tuple[str, int]:
+    """Parse --master-bind "HOST:PORT" ("0.0.0.0:5557", "[::]:5557") into (host, port); raise UsageError."""
+    match = re.fullmatch(r"\s*(\[[0-9a-fA-F:.]+\]|[^\s:\[\]]+):(\d+)\s*", text)
+    port = int(match.group(2)) if match else 0
+    if not match or not 1 <= port <= 65535:
+        raise UsageError(f"--master-bind {text!r} is not HOST:PORT (e.g. 0.0.0.0:5557 or 10.0.0.5:5557)")
+    return match.group(1).strip("[]"), port
+
+
 def find_compose_file(directory: Path) -> Path:
     """Return the compose file Compose would pick in a directory, or raise UsageError."""
     for name in COMPOSE_FILE_NAMES:
@@ -112,6 +121,12 @@ class RunSpec:
     rate: float | None = None
     # The memory trend leaves out this first part of the load, seconds; None: the first 20 %.
     warmup_s: float | None = None
+    # Locust's distributed mode: worker processes started on this machine beside a master (0: one Locust
+    # process); where the master listens for workers from other machines (None: 127.0.0.1, a free port);
+    # how many workers it waits for in all, those started here included (None: workers).
+    workers: int = 0
+    master_bind: tuple[str, int] | None = None
+    expect_workers: int | None = None
     # Called as before_load(project, url) once the stack is up and its target answers, before idle memory is
     # sampled and the load starts: a loop of runs prepares the stack here (grow seeds its data). What it
     # raises ends the run, after the teardown, as run_probe's own exception.
@@ -144,6 +159,20 @@ class RunSpec:
             raise UsageError("--spawn-rate must be above 0")
         if self.duration_s < 1:
             raise UsageError("--duration must be at least 1s")
+        if self.workers < 0:
+            raise UsageError("--workers must be 0 or more")
+        if self.expect_workers is not None:
+            if self.master_bind is None:
+                raise UsageError(
+                    "--expect-workers needs --master-bind HOST:PORT, the address workers from elsewhere connect to"
+                )
+            if self.expect_workers < max(1, self.workers):
+                raise UsageError(
+                    f"--expect-workers {self.expect_workers} must be at least 1 and at least --workers "
+                    f"{self.workers} (it counts the workers started here too)"
+                )
+        if self.master_bind is not None and self.expect_workers is None and self.workers == 0:
+            raise UsageError("--master-bind needs --expect-workers N (or --workers N): how many workers to wait for")
         if self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise UsageError("--warmup must be shorter than --duration")
         if self.faults:

@@ -14,10 +14,12 @@ from stackprobe.report.fmt import (
     NA,
     describe_fault,
     describe_fault_outcome,
+    describe_generator,
     describe_load,
     describe_peak_memory,
     describe_step_search,
     describe_trend,
+    describe_worker,
     format_bytes,
     format_check,
     format_count,
@@ -27,6 +29,7 @@ from stackprobe.report.fmt import (
     format_ratio,
     format_t,
     oom_counts_disagree,
+    short_worker_id,
     trend_growth,
     trend_headline,
 )
@@ -159,6 +162,14 @@ def _run_table(report: Report) -> Table:
     if load.overran:
         table.add_row("Locust overran", Text(load.overran, style="bold red"))
     table.add_row("load generator CPU", _generator_cpu(report))
+    if load.distributed is not None:
+        dist = load.distributed
+        table.add_row(
+            "Locust master", Text(describe_generator(dist), style="bold yellow" if dist.generator_bound else "")
+        )
+        for worker in dist.workers:
+            style = "bold yellow" if worker.saturated or not worker.listener else ""
+            table.add_row(Text(f"worker {short_worker_id(worker.id)}"), Text(describe_worker(worker), style=style))
     if load.step_search is not None:
         table.add_row("step search", describe_step_search(load.step_search))
     return table
@@ -231,6 +242,8 @@ def _writes_rows(report: Report, table: Table) -> None:
 def _generator_cpu(report: Report) -> Text:
     cost = report.cost
     text = Text(format_percent(cost.load_generator_cpu_percent))
+    if report.load.distributed is not None:
+        text.append(" of a core, master and workers here summed (each is judged on its own)")
     if cost.load_generator_cpu_warning:
         text.append(" (Locust warned: CPU above 90 %)", style="bold yellow")
     return text

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from stackprobe.report.model import SLO_UNITS, FaultRecord, Load, Memory, MemoryTrend, Report, SloCheck, StepSearch
+from stackprobe.report.model import (
+    SLO_UNITS,
+    Distributed,
+    FaultRecord,
+    Load,
+    LoadWorker,
+    Memory,
+    MemoryTrend,
+    Report,
+    SloCheck,
+    StepSearch,
+)
 
 NA = "n/a"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
@@ -144,7 +155,50 @@ def describe_load(load: Load) -> str:
     if load.arrival_rate is not None:
         achieved = NA if load.achieved_rate is None else f"{load.achieved_rate:.1f}/s"
         text += f"; open model: {load.arrival_rate:g} arrivals/s asked, {achieved} achieved"
+    if load.distributed is not None:
+        text += f"; Locust distributed over {load.distributed.workers_expected} workers"
     return text
+
+
+def describe_generator(dist: Distributed) -> str:
+    """Return the distributed generator in one line, e.g. "master 127.0.0.1:41234 (3 % CPU), 2 of 2 workers; bound"."""
+    joined = len(dist.workers)
+    text = (
+        f"master {dist.master} ({format_percent(dist.master_cpu_percent, 0)} of a core), {joined} worker"
+        f"{'s' if joined != 1 else ''} of {dist.workers_expected} expected ({dist.workers_started} started here)"
+    )
+    if dist.generator_bound:
+        return text + "; the generator was the bottleneck (a process over 90 % of a core)"
+    return text + "; no process over 90 % of a core"
+
+
+def describe_worker(worker: LoadWorker) -> str:
+    """Return one worker's requests and CPU with their sources, e.g. "5,911 requests; CPU 63 % (busiest 10 s 71 %)"."""
+    parts = [f"{format_count(worker.requests)} requests ({format_count(worker.failures)} failed)"]
+    if worker.local:
+        parts.append(
+            f"CPU {format_percent(worker.cpu_percent, 0)} of a core over its life, "
+            f"{format_percent(worker.cpu_busiest_percent, 0)} over its busiest 10 s (measured)"
+        )
+    if worker.locust_cpu_percent_max is None:
+        parts.append("Locust's heartbeats: no CPU figure yet (Locust's first comes after 20 s)")
+    else:
+        parts.append(f"Locust's heartbeats: {format_percent(worker.locust_cpu_percent_max, 0)} at most")
+    if worker.cpu_warning:
+        parts.append("Locust warned: above 90 %")
+    if not worker.listener:
+        parts.append("without stackprobe's listener")
+    if worker.missing or worker.exit_code not in (None, 0):
+        how = "heartbeats stopped" if worker.missing else f"exit code {worker.exit_code}"
+        parts.append(f"lost during the run ({how})")
+    where = "here" if worker.local else (worker.host or "elsewhere")
+    return f"{where}, pid {worker.pid if worker.pid is not None else NA}: " + "; ".join(parts)
+
+
+def short_worker_id(worker_id: str) -> str:
+    """Return a Locust client id ("<hostname>_<32 hex digits>") cut to its hostname and 8 hex digits."""
+    host, sep, unique = worker_id.rpartition("_")
+    return f"{host}{sep}{unique[:8]}" if sep and len(unique) > 8 else worker_id
 
 
 def describe_step_search(search: StepSearch) -> str:

@@ -70,6 +70,60 @@ class StepSearch:
 
 
 @dataclass(kw_only=True)
+class LoadWorker:
+    """One Locust worker of a distributed run: where it ran, the requests it made, and its CPU.
+
+    id: Locust's client id ("<hostname>_<uuid>"); host, pid: the worker's own, as stackprobe's listener
+    in it said (None: it ran without the listener); local: started by stackprobe on this machine.
+    requests, failures: the sum of its stats reports to the master (Locust's stats_total per report), the
+    figures the master's totals add up. listener: its requests reached the 1-s windows.
+    cpu_percent: stackprobe's measure (psutil, /proc) of its CPU over its life, percent of one core;
+    cpu_busiest_percent: the same over its busiest 10 s (its life when shorter); both None for a worker
+    on another machine. locust_cpu_percent_max: the highest share Locust's heartbeats gave (psutil's
+    cpu_percent over Locust's 10-s monitor interval; None: none above 0, as in its first 20 s).
+    cpu_warning: Locust's own "exceeded cpu threshold" for it (above 90 %). saturated: over
+    GENERATOR_CPU_SATURATED_PERCENT of a core by any of these: it, not the service, may have set the pace.
+    missing: the master lost its heartbeats during the run (Locust's "missing" state: it died or hung);
+    exit_code: how a worker started here ended (0 when it followed its master; None for one elsewhere).
+    """
+
+    id: str = ""
+    host: str | None = None
+    pid: int | None = None
+    local: bool = False
+    requests: int = 0
+    failures: int = 0
+    listener: bool = False
+    cpu_percent: float | None = None
+    cpu_busiest_percent: float | None = None
+    locust_cpu_percent_max: float | None = None
+    cpu_warning: bool = False
+    saturated: bool = False
+    missing: bool = False
+    exit_code: int | None = None
+
+
+@dataclass(kw_only=True)
+class Distributed:
+    """Locust's distributed mode: the master's address, its workers, and whether the generator was the limit.
+
+    master: HOST:PORT the master listened on for workers; workers_started: worker processes stackprobe
+    started here (--workers); workers_expected: how many the master waited for before the load began
+    (--expect-workers, those started here included); master_cpu_percent: the master process's CPU over
+    the run, percent of one core (stackprobe's measure: its CPU time over the load's wall time);
+    generator_bound: a worker or the master was saturated, so the generator may have set the pace;
+    workers: one entry per worker that reported to the master, by id.
+    """
+
+    master: str = ""
+    workers_started: int = 0
+    workers_expected: int = 0
+    master_cpu_percent: float | None = None
+    generator_bound: bool = False
+    workers: list[LoadWorker] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
 class Load:
     """The Locust run as it was asked for, and (step shape) what its search found."""
 
@@ -89,6 +143,8 @@ class Load:
     # (Locust's own clock); both None for the closed model (--users alone).
     arrival_rate: float | None = None
     achieved_rate: float | None = None
+    # Locust's distributed mode (--workers, --master-bind); None: one Locust process.
+    distributed: Distributed | None = None
 
 
 @dataclass(kw_only=True)

@@ -14,6 +14,7 @@ from stackprobe.report.fmt import (
     NA,
     SAMPLED_PEAK_SOURCE,
     describe_fault,
+    describe_generator,
     describe_load,
     describe_step_search,
     describe_trend,
@@ -503,7 +504,65 @@ def _cost(report: Report) -> str:
             ]
         ],
     )
-    return f'<h2>Cost of measuring</h2>\n<div id="cost">{table}</div>'
+    return f'<h2>Cost of measuring</h2>\n<div id="cost">{table}</div>' + _generator(report)
+
+
+def _generator(report: Report) -> str:
+    """Return the distributed load generator's block: the master, and per worker its requests and CPU."""
+    dist = report.load.distributed
+    if dist is None:
+        return ""
+    summary = _e(describe_generator(dist))
+    rows, classes = [], []
+    for worker in dist.workers:
+        lost = (
+            "its heartbeats stopped"
+            if worker.missing
+            else f"exit code {worker.exit_code}"
+            if worker.exit_code not in (None, 0)
+            else ""
+        )
+        rows.append(
+            [
+                _e(worker.id),
+                _e("this machine" if worker.local else worker.host or "unknown"),
+                _e(format_count(worker.requests)),
+                _e(format_count(worker.failures)),
+                _e(format_percent(worker.cpu_percent, 0)),
+                _e(format_percent(worker.cpu_busiest_percent, 0)),
+                _e(format_percent(worker.locust_cpu_percent_max, 0)),
+                _yes_no(not worker.saturated, "no", "yes: it may have set the pace"),
+                _yes_no(worker.listener),
+                _yes_no(not lost, "no", f"yes: {_e(lost)}"),
+            ]
+        )
+        classes.append("event-row-oom" if worker.saturated or lost else "")
+    table = _table(
+        [
+            "worker",
+            "where",
+            "requests",
+            "failures",
+            "CPU over its life",
+            "CPU, busiest 10 s",
+            "CPU by Locust's heartbeats (max)",
+            "saturated",
+            "stackprobe's listener",
+            "lost during the run",
+        ],
+        rows,
+        classes,
+    )
+    sources = (
+        "Requests: each worker's stats reports to the master (Locust's stats_total), which its totals add up. "
+        "CPU over its life and over its busiest 10 s: stackprobe's measure of each worker process started "
+        "on this machine (psutil, /proc). Locust's heartbeats: psutil's cpu_percent over Locust's 10-s monitor "
+        "interval, as each worker sent it to the master. Percent of one core: one worker is one process."
+    )
+    return (
+        f'<h2>Load generator</h2>\n<div id="generator"><p class="{"bad" if dist.generator_bound else ""}">'
+        f'{summary}</p>{table}<p class="muted">{_e(sources)}</p></div>'
+    )
 
 
 def _extent(report: Report) -> tuple[float, float] | None:

@@ -95,11 +95,66 @@ def blind_spots(report: Report) -> list[str]:
             f"(under {DELIVERED_SHARE:.0%})"
         )
     cost = report.cost
-    if cost.load_generator_cpu_warning:
+    if load.distributed is not None:
+        reasons.extend(distributed_blind_spots(report))
+    elif cost.load_generator_cpu_warning:
         reasons.append("Locust warned that its CPU was above 90 %: the generator, not the service, set the pace")
     elif (cost.load_generator_cpu_percent or 0) > GENERATOR_CPU_SATURATED_PERCENT:
         reasons.append(
             f"Locust used {cost.load_generator_cpu_percent:.0f} % of a core: the generator may have set the pace"
+        )
+    return reasons
+
+
+def distributed_blind_spots(report: Report) -> list[str]:
+    """Return what a distributed run could not observe: a saturated worker or master, a worker unseen.
+
+    The generator is judged per process (each is one core at most), never by the sum of their CPU.
+    """
+    dist = report.load.distributed
+    if dist is None:
+        return []
+    reasons = []
+    for worker in dist.workers:
+        if worker.saturated:
+            shares = [
+                f"{worker.cpu_busiest_percent:.0f} % of a core over its busiest 10 s (measured)"
+                if worker.cpu_busiest_percent is not None
+                else "",
+                f"{worker.locust_cpu_percent_max:.0f} % by Locust's heartbeats"
+                if worker.locust_cpu_percent_max is not None
+                else "",
+                "Locust's own CPU warning" if worker.cpu_warning else "",
+            ]
+            reasons.append(
+                f"Locust worker {worker.id} was saturated ({'; '.join(x for x in shares if x)}): "
+                "the generator, not the service, may have set the pace; add workers"
+            )
+        if worker.missing or worker.exit_code not in (None, 0):
+            how = "its heartbeats stopped" if worker.missing else f"it ended with exit code {worker.exit_code}"
+            reasons.append(
+                f"Locust worker {worker.id} was lost during the run ({how}): the requests it made since its last "
+                "report are not counted, and the load was not delivered as asked"
+            )
+        if not worker.listener:
+            reasons.append(
+                f"Locust worker {worker.id} ran without stackprobe's listener: its {worker.requests} requests are "
+                "in Locust's totals but not in the 1-s windows, failure times or arrivals"
+            )
+    if (dist.master_cpu_percent or 0) > GENERATOR_CPU_SATURATED_PERCENT:
+        reasons.append(f"Locust's master used {dist.master_cpu_percent:.0f} % of a core: it may have set the pace")
+    elif report.cost.load_generator_cpu_warning and not any(worker.saturated for worker in dist.workers):
+        reasons.append("Locust warned that its CPU was above 90 %: the generator, not the service, set the pace")
+    if len(dist.workers) < dist.workers_expected:
+        reasons.append(
+            f"only {len(dist.workers)} of the {dist.workers_expected} Locust workers expected reported to the master"
+        )
+    remote = [worker for worker in dist.workers if not worker.local]
+    if remote and report.writes.applicable:
+        workers = _plural(len(remote), "Locust worker")
+        reasons.append(
+            f"{workers} ran elsewhere: acknowledged writes made there went to that machine's write log, "
+            "not audited here"
         )
     return reasons
 

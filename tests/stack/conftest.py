@@ -24,6 +24,7 @@ class BundledStack:
     app_url: str
     web_url: str
     adminer_url: str
+    locust_url: str
 
     def container(self, service: str) -> Container:
         """Return the (single) container of a service, freshly inspected."""
@@ -36,7 +37,7 @@ class BundledStack:
 
 @pytest.fixture(scope="session")
 def bundled_stack() -> Iterator[BundledStack]:
-    """Bring up docker-compose.yml with both profiles on ephemeral 127.0.0.1 ports; down -v after."""
+    """Bring up docker-compose.yml with every profile on ephemeral 127.0.0.1 ports; down -v after."""
     env = {}
     if not os.environ.get("POSTGRES_PASSWORD"):
         # A fresh clone has no .env: give this throwaway stack a throwaway password.
@@ -44,11 +45,12 @@ def bundled_stack() -> Iterator[BundledStack]:
     stack = Stack(
         [ROOT / "docker-compose.yml"],
         project=unique_project_name("stackprobe-test"),
-        profiles=["tools", "web"],
+        profiles=["tools", "web", "loadgen"],
         overrides={
             "app": ServiceOverride(publish_ports=[5000]),
             "web": ServiceOverride(publish_ports=[80]),
             "adminer": ServiceOverride(publish_ports=[8080]),
+            "master": ServiceOverride(publish_ports=[8089]),
         },
         env=env,
     )
@@ -58,6 +60,7 @@ def bundled_stack() -> Iterator[BundledStack]:
             app_url=f"http://127.0.0.1:{stack.port('app', 5000)}",
             web_url=f"http://127.0.0.1:{stack.port('web', 80)}",
             adminer_url=f"http://127.0.0.1:{stack.port('adminer', 8080)}",
+            locust_url=f"http://127.0.0.1:{stack.port('master', 8089)}",
         )
 
 

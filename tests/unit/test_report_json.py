@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from stackprobe.report import Report, load_report, render_json
@@ -35,3 +37,10 @@ def test_load_report_refuses_another_schema_version(tmp_path: Path) -> None:
     path.write_text('{"schema_version": 99}')
     with pytest.raises(ValueError, match="schema_version 99"):
         load_report(path)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DATA.glob("report_*.json")))
+def test_every_report_fixture_is_valid_against_the_current_schema(name: str) -> None:
+    # A fixture left at an older shape would test reports no run writes any more.
+    schema = json.loads((Path(__file__).parents[2] / "stackprobe" / "report" / "schema.json").read_text())
+    jsonschema.validate(json.loads((DATA / name).read_text()), schema)
