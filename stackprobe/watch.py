@@ -43,6 +43,7 @@ from docker.types.daemon import CancellableStream
 
 from stackprobe import cgroup, metrics
 from stackprobe.cgroup import CGROUP_SOURCE_EXEC, CGROUP_SOURCE_HOST, FileReader, HostCgroup, MemoryCounters
+from stackprobe.kmsg import KernelLog
 
 log = logging.getLogger(__name__)
 
@@ -363,6 +364,7 @@ def account_incarnations(
     ran_before_watch: bool = False,
     final: FinalState | None = None,
     same_clock: bool = True,
+    kernel_oom_kills: Sequence[float] = (),
 ) -> list[Incarnation]:
     """Split one container's cgroup readings and events into incarnations and count each one.
 
@@ -371,7 +373,10 @@ def account_incarnations(
     limit_bytes: its memory limit from HostConfig, used when no reading gave the cgroup's own;
     ran_before_watch: its first incarnation began before the watch, so only the growth of its kill counter
     since the first reading counts; final: its state at stop (for a last death whose events were missed);
-    same_clock: the readings were made on the engine's host, whose clock stamps the events.
+    same_clock: the readings were made on the engine's host, whose clock stamps the events;
+    kernel_oom_kills: when the kernel's log (stackprobe.kmsg) charged an OOM kill to its cgroup (monotonic):
+    evidence that a SIGKILL of PID 1 was the OOM killer's when no oom event came, and the count of kills of
+    an incarnation whose cgroup was never read (the more of it and the engine's oom events).
 
     Readings belong to the incarnation whose die came after the reading began: after its arrival, or (on
     the engine's host) after its stamp plus STAMP_SLACK_S when that is sooner, since the event thread may
@@ -426,7 +431,8 @@ def account_incarnations(
             oom_killed_at_stop = final.oom_killed
         elif die is not None and is_last and final is not None and not final.running:
             oom_killed_at_stop = final.oom_killed
-        oom_evidence = bool(ooms) or oom_killed_at_stop
+        logged = [at for at in kernel_oom_kills if start_edge <= at < end_edge]
+        oom_evidence = bool(ooms) or oom_killed_at_stop or bool(logged)
         pid1_oom_killed = exit_code == _SIGKILL_EXIT and oom_evidence
 
         kill_counts = [run.counters.oom_kill for run in runs if run.counters.oom_kill is not None]
@@ -438,11 +444,11 @@ def account_incarnations(
         if not runs:
             if pid1_oom_killed:
                 recovered = 1
-            elif ooms:
-                counted, from_events = len(ooms), True
+            elif ooms or logged:
+                counted, from_events = max(len(ooms), len(logged)), True
         elif pid1_oom_killed and not emptied:
             last_read = max(run.last_at for run in runs)
-            latest_oom = max((seen_after(seen) for seen in ooms), default=None)
+            latest_oom = max([*(seen_after(seen) for seen in ooms), *logged], default=None)
             if latest_oom is None or last_read <= latest_oom:
                 recovered = 1
 
@@ -783,6 +789,8 @@ class Watcher:
         self._cgroup_version: int | None = None
         self._stopping = False
         self._result: WatchResult | None = None
+        # The kernel's log of OOM kills, for kills no cgroup reading or engine event shows (stackprobe.kmsg).
+        self._kernel_log = KernelLog()
 
     def __enter__(self) -> Watcher:
         self.start()
@@ -820,6 +828,7 @@ class Watcher:
         self._started_at = now
         if self._t0 is None:
             self._t0 = now
+        self._kernel_log.start()
         try:
             self._cgroup_version = _cgroup_version(self._client.info())
         except Exception as exc:  # the engine's info is a nicety here; the cgroup tells its version too
@@ -925,6 +934,7 @@ class Watcher:
         if self._started_at is None:
             raise RuntimeError("the watcher has not started")
         self._await_late_events()
+        self._kernel_log.stop()  # the kernel logs a kill before the engine's die: all of them are in by now
         deadline = time.monotonic() + _JOIN_BUDGET_S
         with self._lock:
             self._stopping = True
@@ -1288,6 +1298,7 @@ class Watcher:
                 t0=t0,
                 load_marked=self._load_marked,
                 problems=problems.setdefault(tracked.series.service, []),
+                kernel_oom_kills=self._kernel_log.kills_for(tracked.series.container_id),
             )
             by_service.setdefault(summary.service, []).append(summary)
         services = set(by_service) | set(accounting.oom_events) | set(accounting.restarts)
@@ -1325,9 +1336,18 @@ class Watcher:
 
 
 def summarise_container(
-    tracked: _Tracked, events: Sequence[SeenEvent], *, t0: float, load_marked: bool, problems: list[str]
+    tracked: _Tracked,
+    events: Sequence[SeenEvent],
+    *,
+    t0: float,
+    load_marked: bool,
+    problems: list[str],
+    kernel_oom_kills: Sequence[float] = (),
 ) -> ContainerSummary:
-    """Reduce one container's samples, cgroup readings and events; append what is incomplete to problems."""
+    """Reduce one container's samples, cgroup readings and events; append what is incomplete to problems.
+
+    kernel_oom_kills: the monotonic times the kernel's log charged an OOM kill to its cgroup (account_incarnations).
+    """
     series = tracked.series
     watch = tracked.cgroup
     points = series.points
@@ -1342,6 +1362,7 @@ def summarise_container(
         ran_before_watch=tracked.ran_before_watch,
         final=tracked.final,
         same_clock=watch.source != CGROUP_SOURCE_EXEC,
+        kernel_oom_kills=kernel_oom_kills,
     )
     oom_events = sum(1 for seen in events if seen.event.action == "oom")
     cgroup_read = bool(watch.log.runs)
@@ -1380,7 +1401,7 @@ def summarise_container(
                 when = "before the watch" if item.started_t is None else f"from t={item.started_t:.1f} s"
                 problems.append(
                     f"cgroup of {label} was not read during its run {when}: its {item.oom_kills} OOM kill(s) "
-                    "there are the engine's oom events"
+                    "there are the engine's oom events or the kernel log's oom-kill lines"
                 )
     if not points:
         problems.append(f"no docker stats sample of {label}: its CPU and its sampled memory are missing")

@@ -410,6 +410,30 @@ def test_a_container_killed_with_sigkill_but_not_by_the_oom_killer_recovers_noth
     assert incarnation.peak_kernel_bytes == 20 * MIB
 
 
+def test_a_start_up_oom_kill_that_containerd_missed_is_taken_from_the_kernels_log() -> None:
+    # Killed at its limit before any reading, no oom event, and inspect's OOMKilled false (it comes from the
+    # same containerd event): only the kernel's oom-kill line, charged to its cgroup, says it was the OOM killer.
+    not_oom = FinalState(running=False, exit_code=137, oom_killed=False, restart_count=0)
+    events = [seen("start", 10.0), seen("die", 10.4, exit_code=137)]
+
+    (blind,) = account_incarnations(CgroupLog(), events, t0=9.0, final=not_oom, limit_bytes=LIMIT)
+    (logged,) = account_incarnations(
+        CgroupLog(), events, t0=9.0, final=not_oom, limit_bytes=LIMIT, kernel_oom_kills=[10.39]
+    )
+
+    assert (blind.oom_kills, blind.pid1_oom_killed) == (0, False)
+    assert (logged.oom_kills, logged.pid1_oom_killed, logged.peak_kernel_bytes) == (1, True, LIMIT)
+
+
+def test_kernel_logged_kills_count_in_the_incarnation_they_fell_in() -> None:
+    # Two incarnations, neither read; the kernel logged a worker kill in the second only.
+    events = [seen("start", 10.0), seen("die", 11.0, exit_code=1), seen("start", 11.5)]
+
+    first, second = account_incarnations(CgroupLog(), events, t0=9.0, kernel_oom_kills=[12.0])
+
+    assert (first.oom_kills, second.oom_kills) == (0, 1)
+
+
 def test_a_last_death_whose_events_were_missed_is_recovered_from_inspect() -> None:
     log = readings((10.0, counters(20 * MIB)))
 
