@@ -196,9 +196,10 @@ def read_report(path: Path) -> Report:
         raise UsageError(f"{path}: no report.json there") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        # json.JSONDecodeError is a ValueError too.
-        raise UsageError(f"{file}: not a stackprobe report.json ({exc})") from None
+    except (ValueError, TypeError, AttributeError, KeyError, OverflowError) as exc:
+        # json.JSONDecodeError is a ValueError too; the others come from JSON of the wrong shape (a list, null,
+        # a string where an object belongs, a number no float holds).
+        raise UsageError(f"{file}: not a stackprobe report.json ({type(exc).__name__}: {exc})") from None
 
 
 def _describe(key: str, value: Any) -> str:
@@ -310,9 +311,14 @@ def compare(base: Report, new: Report, bounds: tuple[Bound, ...], *, path: str =
 
 
 def _number(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
+    """Return a figure as a float; None when it is missing, not finite, or too large for a float."""
+    if value is None:
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,74 @@ def add_output_arguments(
     )
 
 
-def prepare_outputs(args: argparse.Namespace) -> None:
-    """Delete the --junit and --summary-md files of an earlier run, checking they can be written: UsageError if not."""
-    for flag, path in (("--junit", _arg(args, "junit")), ("--summary-md", _arg(args, "summary_md"))):
+# Files a command reads or writes itself, by name, inside a report folder: a CI output must never replace one.
+OWN_FILES = (
+    "report.json",
+    "report.html",
+    "history.jsonl",
+    "writes.jsonl",
+    "sweep.json",
+    "sweep.html",
+    "fit.json",
+    "fit.html",
+    "grow.json",
+    "grow.html",
+)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b) or (a.exists() and b.exists() and a.samefile(b))
+
+
+def _protected(args: argparse.Namespace) -> list[Path]:
+    """Return the files this command reads or writes itself: its inputs, and its own files in its folders."""
+    files: list[Path] = []
+    for name in ("baseline", "base", "new", "dir", "out"):
+        value = _arg(args, name)
+        if value is None:
+            continue
+        if name == "baseline" or value.suffix == ".json":
+            files.append(value)
+        else:
+            files += [value / own for own in OWN_FILES]
+    return files
+
+
+def prepare_outputs(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> None:
+    """Check the --junit and --summary-md files can be written, and delete those an earlier run left.
+
+    Raises UsageError when one is a folder or not a regular file (a device, a FIFO: never deleted), cannot
+    be written, is the other one, or is a file the command reads or writes itself (its report.json, the
+    base it compares with). A --summary-md that is $GITHUB_STEP_SUMMARY is kept: the summary is appended
+    to it once, after what earlier steps wrote.
+    """
+    junit, summary_md = _arg(args, "junit"), _arg(args, "summary_md")
+    if junit is not None and summary_md is not None and _same(junit, summary_md):
+        raise UsageError(f"--junit and --summary-md name the same file: {junit}")
+    github = step_summary_path(environ)
+    protected = _protected(args)
+    for flag, path in (("--junit", junit), ("--summary-md", summary_md)):
         if path is None:
             continue
+        if str(path).strip() in ("", "."):
+            raise UsageError(f"{flag}: give a file name")
+        if path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{flag} {path}: not a regular file (a device, a FIFO or a socket); give a file name")
+        if any(_same(path, own) for own in protected):
+            raise UsageError(f"{flag} {path}: is a file this command reads or writes itself; give another name")
+        if flag == "--summary-md" and github is not None and _same(path, github):
+            continue
+        if path.parent.exists() and not path.parent.is_dir():
+            raise UsageError(f"{flag} {path}: {path.parent} is not a folder")
         try:
-            if path.is_dir():
-                raise UsageError(f"{flag} {path}: is a folder; give a file name")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
-            path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)  # as pytest's --junitxml does
+            existed = path.exists()
+            with path.open("a"):
+                pass
+            if not existed or path.is_file():
+                path.unlink()
         except OSError as exc:
             raise UsageError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
@@ -168,7 +226,7 @@ def _write(
     github = step_summary_path(environ)
     if summary_md is not None or github is not None:
         text = markdown()
-        if summary_md is not None:
+        if summary_md is not None and not (github is not None and _same(summary_md, github)):
             written.append(write_summary(text, summary_md, append=False))
         if github is not None:
             try:
@@ -176,5 +234,5 @@ def _write(
             except OSError as exc:
                 console.print(f"stackprobe: cannot append to $GITHUB_STEP_SUMMARY {github}: {exc}", highlight=False)
     if written:
-        console.print(f"CI outputs: {', '.join(map(str, written))}", highlight=False)
+        console.print(f"CI outputs: {', '.join(map(str, written))}", highlight=False, soft_wrap=True)
     return written

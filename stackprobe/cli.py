@@ -205,7 +205,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     verdict.add_argument(
         "--slo", default=DEFAULT_SLO, help=f'service level objective (default: "{DEFAULT_SLO.replace("%", "%%")}")'
     )
-    verdict.add_argument("--out", "-o", type=Path, default=Path("stackprobe-report"), help="report folder")
+    verdict.add_argument("--out", "-o", type=folder_path, default=Path("stackprobe-report"), help="report folder")
     verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")
     add_output_arguments(verdict)
@@ -300,6 +300,13 @@ def _status_files(given: Sequence[Path] | None) -> tuple[Path, ...] | None:
         return (find_compose_file(Path.cwd()),)
     except UsageError:
         return None
+
+
+def folder_path(text: str) -> Path:
+    """Parse --out: a folder path; an empty one (which would mean the current folder) is refused (exit 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a folder name (an empty one would write into the current folder)")
+    return Path(text)
 
 
 def _schedule_from_args(args: argparse.Namespace) -> FaultSchedule | None:

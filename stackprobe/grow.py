@@ -668,7 +668,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     write_grow_json(document, out / "grow.json")
     render_grow_html(document, out / "grow.html")
     render_grow_console(document, console)
-    console.print(f"Grow report: {out / 'grow.json'}, {out / 'grow.html'}", highlight=False)
+    console.print(f"Grow report: {out / 'grow.json'}, {out / 'grow.html'}", highlight=False, soft_wrap=True)
     return cli.EXIT_CODES[document["verdict"]]
 
 

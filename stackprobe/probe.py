@@ -311,7 +311,7 @@ def _run(
     render_json(report, spec.out / "report.json")
     render_html(report, spec.out / "report.html")
     render_console(report, console)
-    console.print(f"Report: {spec.out / 'report.json'}, {spec.out / 'report.html'}", highlight=False)
+    console.print(f"Report: {spec.out / 'report.json'}, {spec.out / 'report.html'}", highlight=False, soft_wrap=True)
     return report
 
 

@@ -45,6 +45,6 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UsageError(f"{html}: cannot write the page there ({exc.strerror or exc})") from None
     render_console(report, console)
-    console.print(f"Report: {source}, {html}", highlight=False)
+    console.print(f"Report: {source}, {html}", highlight=False, soft_wrap=True)
     write_run_outputs(report, args, console, report_html=html)
     return cli.EXIT_CODES[report.verdict]

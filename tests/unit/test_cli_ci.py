@@ -219,3 +219,62 @@ def test_sweep_fit_and_grow_take_the_ci_flags() -> None:
     for command in (["sweep", "--memory", "64m,96m"], ["fit", "--memory", "32m..128m"], ["grow", "--rows", "1k"]):
         args = parser.parse_args([*command, "--junit", "j.xml", "--summary-md", "s.md"])
         assert (args.junit, args.summary_md) == (Path("j.xml"), Path("s.md"))
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, _, err = stackprobe_here(capsys, "report", DATA / "report_pass.json", "--summary-md", fifo)
+    assert code == 2
+    assert "not a regular file" in err
+    assert fifo.exists()
+    assert not fifo.is_file()
+
+
+@pytest.mark.parametrize("flag", ["--junit", "--summary-md"])
+def test_an_output_that_is_the_commands_own_input_is_refused_and_the_input_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    base = tmp_path / "keep" / "report.json"
+    base.parent.mkdir()
+    shutil.copy(DATA / "report_pass.json", base)
+    before = base.read_bytes()
+    code, _, err = stackprobe_here(capsys, "compare", base.parent, DATA / "report_pass.json", flag, base)
+    assert code == 2
+    assert "reads or writes itself" in err
+    code, _, _ = stackprobe_here(capsys, "report", base.parent, flag, base.parent / "report.html")
+    assert code == 2
+    assert base.read_bytes() == before
+
+
+def test_a_summary_file_that_is_the_step_summary_keeps_earlier_steps_and_gets_the_summary_once(
+    tmp_path: Path,
+) -> None:
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("### an earlier step\n")
+    run = stackprobe(
+        "report", DATA / "report_pass.json", "--summary-md", summary, env={"GITHUB_STEP_SUMMARY": str(summary)}
+    )
+    assert run.returncode == 0, run.stderr
+    text = summary.read_text()
+    assert text.startswith("### an earlier step\n")
+    assert text.count("### stackprobe") == 1
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"a string"', '{"schema_version": 3, "memory": []}'])
+def test_a_base_of_the_wrong_json_shape_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(content)
+    code, _, err = stackprobe_here(capsys, "compare", base, DATA / "report_pass.json")
+    assert code == 2
+    assert "not a stackprobe report.json" in err
+
+
+def test_an_empty_out_folder_is_refused() -> None:
+    with pytest.raises(SystemExit) as raised:
+        cli.build_parser().parse_args(["run", "--out", ""])
+    assert raised.value.code == 2
