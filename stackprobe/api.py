@@ -77,6 +77,11 @@ def run(
     args = build_parser().parse_args(["run"])
     args.compose_file = _paths(compose_files)
     args.service = service
+    for name, value in (("service", service), ("url", url), ("shape", shape), ("slo", slo)):
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{name}={value!r}: expected text")
+    if isinstance(profiles, str) or not all(isinstance(p, str) for p in profiles):
+        raise UsageError(f"profiles={profiles!r}: expected a list of profile names")
     args.url = url
     args.profile = list(profiles)
     args.allow_shared_volumes = allow_shared_volumes

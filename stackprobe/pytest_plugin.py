@@ -137,6 +137,8 @@ def running_stack(
     except ComposeError as exc:
         raise StackError(f"Compose rejects the stack: {exc.stderr}") from None
     services: dict[str, Any] = model["services"]
+    if memory is not None and not isinstance(memory, Mapping):
+        raise StackError(f"stackprobe_memory must give limits by service, e.g. {{'app': '128m'}}, not {memory!r}")
     given = {name: parse_bytes(str(size)) for name, size in (memory or {}).items()}
     unknown = sorted(set(given) - set(services))
     if unknown:

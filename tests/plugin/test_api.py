@@ -52,6 +52,8 @@ def test_run_with_a_rate_takes_the_clis_pool_of_users(specs: list[RunSpec], tmp_
         ({"duration": None}, "duration=None: a duration is text like '30s' or a number of seconds"),
         ({"memory": {"app": "128m", "web": "1m"}}, "memory limit '1m' is below the engine's minimum of 6 MiB"),
         ({"compose_files": "missing.yaml"}, "compose file not found: missing.yaml"),
+        ({"service": ["app"]}, ": expected text"),
+        ({"profiles": "tools"}, "profiles='tools': expected a list of profile names"),
     ],
 )
 def test_a_bad_setting_raises_usage_error_before_anything_runs(
