@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,20 @@ def _restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+def project_containers(client: Any, project_prefix: str) -> list[str]:
+    """Return the names of the containers whose Compose project starts with the prefix, stopped ones too.
+
+    One list call and no inspect per container: under xdist another worker's teardown may remove a container
+    between a list and its inspect, which docker-py's containers.list() then raises on (404).
+    """
+    listed = client.api.containers(all=True, filters={"label": "com.docker.compose.project"})
+    return [
+        item["Names"][0].lstrip("/")
+        for item in listed
+        if (item.get("Labels") or {}).get("com.docker.compose.project", "").startswith(project_prefix)
+    ]
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:

@@ -12,7 +12,7 @@ import docker
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_containers
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.probe
@@ -25,14 +25,14 @@ def _projects_left(prefixes: tuple[str, ...]) -> list[str]:
     """Name the containers, networks and volumes still labelled with a Compose project of these prefixes."""
     client = docker.from_env()
     try:
-        kinds = (client.containers.list(all=True), client.networks.list(), client.volumes.list())
-        return [
+        # Containers by one list call (project_containers): another xdist worker may remove one meanwhile.
+        containers = [name for prefix in prefixes for name in project_containers(client, prefix)]
+        kinds = (client.networks.list(), client.volumes.list())
+        return containers + [
             str(item.name)
             for items in kinds
             for item in items
-            if (item.attrs.get("Labels") or getattr(item, "labels", None) or {})
-            .get("com.docker.compose.project", "")
-            .startswith(prefixes)
+            if (item.attrs.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefixes)
         ]
     finally:
         client.close()

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, sync_playwright
 from stackprobe.grow import GrowPoint, grow_document, run_sizes
 from stackprobe.report.grow_page import render_grow_html
 from stackprobe.spec import RunSpec
-from tests.conftest import ROOT
+from tests.conftest import ROOT, project_containers
 from tests.probe.conftest import ProbeRun
 
 SCHEMA = json.loads((ROOT / "stackprobe" / "report" / "grow.schema.json").read_text())
@@ -32,11 +32,7 @@ def _explain(run: ProbeRun) -> str:
 def _leftovers(project_prefix: str) -> list[str]:
     client = docker.from_env()
     try:
-        return [
-            c.name
-            for c in client.containers.list(all=True)
-            if c.labels.get("com.docker.compose.project", "").startswith(project_prefix)
-        ]
+        return project_containers(client, project_prefix)
     finally:
         client.close()
 

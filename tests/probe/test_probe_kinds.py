@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 
 from stackprobe.stack import free_ports, removal_command
-from tests.conftest import read_env_file
+from tests.conftest import project_containers, read_env_file
 from tests.probe.conftest import STACKS, ProbeRun
 
 pytestmark = pytest.mark.probe
@@ -80,9 +80,7 @@ def _report(run: ProbeRun) -> dict[str, Any]:
 
 
 def _containers(client: docker.DockerClient, project_prefix: str) -> list[str]:
-    return [
-        c.name for c in client.containers.list(all=True) if c.labels.get(PROJECT_LABEL, "").startswith(project_prefix)
-    ]
+    return project_containers(client, project_prefix)
 
 
 def _remove_leftovers(client: docker.DockerClient, project_prefix: str, *projects: str) -> None:

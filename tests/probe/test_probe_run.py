@@ -14,7 +14,7 @@ import docker
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT, read_env_file
+from tests.conftest import ROOT, project_containers, read_env_file
 from tests.probe.conftest import PROJECT_PREFIXES, STACKS, ProbeRun
 
 pytestmark = pytest.mark.probe
@@ -26,11 +26,7 @@ GROWER = STACKS / "grower"
 def _leftover_containers(project_prefix: str) -> list[str]:
     client = docker.from_env()
     try:
-        return [
-            c.name
-            for c in client.containers.list(all=True)
-            if c.labels.get("com.docker.compose.project", "").startswith(project_prefix)
-        ]
+        return project_containers(client, project_prefix)
     finally:
         client.close()
 

@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, sync_playwright
 
-from tests.conftest import ROOT, read_env_file
+from tests.conftest import ROOT, project_containers, read_env_file
 from tests.probe.conftest import PROJECT_PREFIXES, STACKS, ProbeRun
 
 pytestmark = pytest.mark.probe
@@ -61,11 +61,7 @@ def _explain(run: ProbeRun) -> str:
 def _leftovers(prefix: str) -> list[str]:
     client = docker.from_env()
     try:
-        return [
-            c.name
-            for c in client.containers.list(all=True)
-            if c.labels.get("com.docker.compose.project", "").startswith(prefix)
-        ]
+        return project_containers(client, prefix)
     finally:
         client.close()
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import ROOT
+from tests.http_session import Session
 from tests.stack.conftest import BundledStack
 
 pytestmark = pytest.mark.stack
@@ -39,10 +39,10 @@ def test_the_default_services_are_unchanged_by_the_loadgen_profile() -> None:
     assert loadgen["worker"]["command"][-2:] == ["--master-host", "master"]
 
 
-def _poll(url: str, until: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any]:
+def _poll(http: Session, until: Callable[[dict[str, Any]], bool], timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        stats = httpx.get(f"{url}/stats/requests", timeout=10).json()
+        stats = http.get("/stats/requests").json()
         if until(stats) or time.monotonic() > deadline:
             return stats
         time.sleep(0.5)
@@ -51,21 +51,20 @@ def _poll(url: str, until: Callable[[dict[str, Any]], bool], timeout_s: float) -
 def test_scaled_workers_join_the_master_and_load_the_app_on_its_network(bundled_stack: BundledStack) -> None:
     # `docker compose --profile loadgen up --scale worker=2`, as the README says.
     bundled_stack.stack.run("up", "--detach", "--no-deps", "--scale", "worker=2", "worker", action="scale")
-    url = bundled_stack.locust_url
-    ready = _poll(url, lambda s: s.get("worker_count") == 2, timeout_s=60)
+    http = Session(bundled_stack.locust_url, timeout_s=10)
+    ready = _poll(http, lambda s: s.get("worker_count") == 2, timeout_s=60)
     assert ready["worker_count"] == 2, ready
-    started = httpx.post(
-        f"{url}/swarm", data={"user_count": 4, "spawn_rate": 4, "host": "http://app:5000"}, timeout=10
-    ).json()
+    started = http.post("/swarm", data={"user_count": 4, "spawn_rate": 4, "host": "http://app:5000"}).json()
     assert started["success"], started
     try:
         stats = _poll(
-            url,
+            http,
             lambda s: s["stats"][-1]["num_requests"] >= 40 and all(w["user_count"] == 2 for w in s["workers"]),
             timeout_s=30,
         )
     finally:
-        httpx.post(f"{url}/stop", timeout=10)
+        http.post("/stop")
+        http.close()
     total = stats["stats"][-1]
     assert total["name"] == "Aggregated"
     assert total["num_requests"] >= 40, stats
