@@ -226,7 +226,8 @@ def test_an_output_that_is_not_a_regular_file_is_refused_and_left_alone(
 ) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    code, _, err = stackprobe_here(capsys, "report", DATA / "report_pass.json", "--summary-md", fifo)
+    shutil.copy(DATA / "report_pass.json", tmp_path / "report.json")
+    code, _, err = stackprobe_here(capsys, "report", tmp_path, "--summary-md", fifo)
     assert code == 2
     assert "not a regular file" in err
     assert fifo.exists()
@@ -254,9 +255,8 @@ def test_a_summary_file_that_is_the_step_summary_keeps_earlier_steps_and_gets_th
 ) -> None:
     summary = tmp_path / "step_summary.md"
     summary.write_text("### an earlier step\n")
-    run = stackprobe(
-        "report", DATA / "report_pass.json", "--summary-md", summary, env={"GITHUB_STEP_SUMMARY": str(summary)}
-    )
+    shutil.copy(DATA / "report_pass.json", tmp_path / "report.json")
+    run = stackprobe("report", tmp_path, "--summary-md", summary, env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert run.returncode == 0, run.stderr
     text = summary.read_text()
     assert text.startswith("### an earlier step\n")
