@@ -49,7 +49,8 @@ def render_console(report: Report, console: Console | None = None) -> None:
     console.print(
         Text.assemble(
             ("stackprobe ", "bold"),
-            f"{target.project}/{target.service} at {target.url}, {report.duration_s:.1f} s",
+            f"{target.project}/{target.service} at {target.url or 'no URL (the stack did not start)'}, "
+            f"{report.duration_s:.1f} s",
             f"\nload: {describe_load(report.load)}",
         )
     )
