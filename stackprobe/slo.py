@@ -98,6 +98,9 @@ def _parse_term(term: str, spec: str) -> SloRule:
         value *= _SLOPE_SCALE[unit]
     elif unit not in ("", "/s"):
         raise bad(f"rps takes a plain number, got unit {unit!r}")
+    if op == "<" and value == 0 and metric != "mem_slope":
+        # Latency, errors and rps are never below 0: such a term could never be met.
+        raise bad(f"{metric} is never below 0; use <= 0 for none at all")
     return SloRule(metric=metric, op=cast(SloOp, op), threshold=value)
 
 

@@ -54,6 +54,8 @@ def test_rule_reads_back_as_a_spec_term() -> None:
         ("p95<200us", r"'p95<200us'.*latency needs a unit, ms or s, got 'us'"),
         ("errors<1", r"'errors<1'.*needs %"),
         ("errors<101%", r"'errors<101%'.*cannot exceed 100%"),
+        ("errors<0%", r"'errors<0%'.*errors is never below 0; use <= 0"),
+        ("p95<0ms", r"'p95<0ms'.*p95 is never below 0"),
         ("rps>10ms", r"'rps>10ms'.*plain number"),
         ("p95<abc", r"'p95<abc'.*threshold 'abc'"),
         ("p95<-1ms", r"'p95<-1ms'.*threshold '-1ms'"),
