@@ -371,7 +371,11 @@ def removal_command(project: str) -> str:
     it and named after it, and images named `<project>-<service>`: never a volume with a name of its own,
     which `docker compose -p NAME down --volumes` may remove. Commands are joined with "; ".
     """
-    return _Leftovers(project, None, None, None, None, []).command()
+    commands = _Leftovers(project, None, None, None, None, []).command()
+    # The run's override file (Stack.override_file) stays for as long as the stack it started.
+    if re.fullmatch(r"stackprobe-[a-z0-9_-]+", project):  # only a name a run chose: never a user's folders
+        commands += f"; rm -rf -- {shlex.quote(tempfile.gettempdir())}/{project}-*"
+    return commands
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -317,4 +318,5 @@ def test_removal_command_for_a_stack_left_up_follows_downs_rules() -> None:
         f"docker volume ls -q --filter {LABEL} | grep -F -- {P} | xargs -r docker volume rm",
         f"docker image ls --filter {LABEL} --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep -e '^stackprobe-1-abc-'"
         " | xargs -r docker image rm",
+        f"rm -rf -- {tempfile.gettempdir()}/{P}-*",
     ]
