@@ -15,6 +15,7 @@ import docker
 import pytest
 import requests
 
+from stackprobe.stack import ComposeError
 from tests.http_session import Session
 from tests.stack.conftest import BundledStack
 
@@ -107,7 +108,15 @@ def test_an_app_killed_by_sigkill_comes_back_by_its_restart_policy(bundled_stack
         assert time.monotonic() < deadline, "the killed app was not restarted"
         time.sleep(0.2)
     assert restarted.attrs["State"]["Pid"] != app.attrs["State"]["Pid"]
-    # A port published as "127.0.0.1::5000" may get another host port when the container restarts.
-    url = bundled_stack.app_url = f"http://127.0.0.1:{bundled_stack.stack.port('app', 5000)}"
+    # A port published as "127.0.0.1::5000" may get another host port when the container restarts, and has
+    # none until the restarted container runs: ask until the engine gives one.
+    while True:
+        try:
+            port = bundled_stack.stack.port("app", 5000)
+            break
+        except ComposeError:
+            assert time.monotonic() < deadline, "the restarted app published no port"
+            time.sleep(0.2)
+    url = bundled_stack.app_url = f"http://127.0.0.1:{port}"
     with Session(url, timeout_s=20) as http:
         _serves_again(http, deadline - time.monotonic())
