@@ -195,7 +195,10 @@ def parse_schedule(
         raise UsageError("--signal is for kill, and the fault schedule has no kill")
     recovery_s = DEFAULT_RECOVERY_S
     if recovery is not None:
-        recovery_s = parse_duration(recovery)
+        try:
+            recovery_s = parse_duration(recovery)
+        except UsageError as exc:
+            raise UsageError(f"--recovery: {exc}") from None
         if recovery_s <= 0:
             raise UsageError(f"--recovery {recovery!r}: the allowance must be above 0 s")
     return FaultSchedule(faults=tuple(faults), signal=kill_signal, recovery_s=recovery_s)
@@ -262,7 +265,7 @@ def _duration(value: str, text: str, what: str) -> float:
     try:
         return parse_duration(value)
     except UsageError as exc:
-        raise UsageError(f"fault {text!r}: the {what} {exc}") from None
+        raise UsageError(f"fault {text!r}: the {what} is {exc}") from None
 
 
 def _read_file(path: Path) -> list[tuple[str, str, float, float | None, int | None, str]]:

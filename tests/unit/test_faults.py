@@ -61,8 +61,8 @@ def test_signal_and_recovery_are_read_and_named_as_the_engine_takes_them() -> No
     [
         (["kil app@20s"], "unknown action 'kil'"),
         (["kill app"], "expected ACTION SERVICE@TIME"),
-        (["kill app@soon"], "the time not a duration"),
-        (["pause db@10s for ever"], "the 'for' not a duration"),
+        (["kill app@soon"], "the time is not a duration"),
+        (["pause db@10s for ever"], "the 'for' is not a duration"),
         (["pause db@10s for 0s"], "'for' must be above 0 s"),
         (["kill app@10s for 5s"], "kill takes no 'for'"),
         (["restart db@10s for 5s"], "restart takes no 'for'"),
@@ -92,6 +92,11 @@ def test_signal_is_refused_without_a_kill_and_when_not_a_signal() -> None:
 def test_a_recovery_allowance_of_zero_is_refused() -> None:
     with pytest.raises(UsageError, match="above 0 s"):
         parse_schedule(["kill app@1s"], recovery="0s")
+
+
+def test_a_recovery_allowance_that_is_no_duration_names_the_flag() -> None:
+    with pytest.raises(UsageError, match=r"^--recovery: not a duration: 'abc'"):
+        parse_schedule(["kill app@1s"], recovery="abc")
 
 
 @pytest.mark.parametrize(
