@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
 import jsonschema
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from stackprobe.grow import GrowPoint, grow_document, run_sizes
 from stackprobe.report.grow_page import render_grow_html
@@ -20,8 +18,6 @@ from tests.conftest import ROOT, project_containers
 from tests.probe.conftest import ProbeRun
 
 SCHEMA = json.loads((ROOT / "stackprobe" / "report" / "grow.schema.json").read_text())
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 MIB = 1024 * 1024
 
 
@@ -75,22 +71,6 @@ def test_grow_on_the_bundled_stack_seeds_each_size_and_fits_its_memory(run_stack
     assert "stackprobe grow: app, peak memory against rows" in run.stdout
     assert "Verdict: PASS" in run.stdout
     assert _leftovers(run.project_prefix) == []
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium from the system package."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _document(tmp_path: Path) -> dict:

@@ -25,13 +25,11 @@ import docker
 import pytest
 import requests
 from docker.models.containers import Container
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from stackprobe.stack import ServiceOverride, Stack, free_ports, unique_project_name
 from tests.conftest import ROOT, read_env_file
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 LOCUST = [sys.executable, "-m", "locust"]
 PLUGIN = "stackprobe/locust_ui.py"
 TAB_KEY = "stackprobe-containers"
@@ -71,22 +69,6 @@ def ui_stack() -> Iterator[UiStack]:
     )
     with stack.running(wait_timeout=120):
         yield UiStack(stack=stack, app_url=f"http://127.0.0.1:{stack.port('app', 5000)}")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium from the system package."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
