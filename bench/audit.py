@@ -54,6 +54,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from run import host_busy_percent  # noqa: E402  (bench/run.py, beside this file, as workers.py takes it)
+
 from stackprobe.audit import audit_write_log  # noqa: E402
 from stackprobe.stack import ComposeError, Stack, free_ports, unique_project_name  # noqa: E402
 
@@ -333,24 +335,6 @@ def container_cpu_seconds(stack: Stack) -> Callable[[], float | None]:
 
 
 # -- the bench: the runs and the report ----------------------------------------------------------------
-
-
-def host_busy_percent(seconds: float = 2.0) -> float | None:
-    """Return the share of the host's CPU time spent busy over a short wait (None off Linux)."""
-
-    def sample() -> tuple[int, int]:
-        # /proc/stat's first line: user nice system idle iowait irq softirq steal ... in ticks.
-        ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return sum(ticks), ticks[3] + ticks[4]
-
-    try:
-        total_before, idle_before = sample()
-        time.sleep(seconds)
-        total_after, idle_after = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    total = total_after - total_before
-    return 100.0 * (1 - (idle_after - idle_before) / total) if total else None
 
 
 def run_all(
