@@ -1,24 +1,29 @@
 """Benchmark the write audit: 300,000 acknowledged writes read back, in time, CPU and memory.
 
-    python bench/audit.py [--target bundled|stand-in] [--writes 300000] [--workers 8] [--no-trace] [--old]
-    python bench/audit.py --url URL --log PATH [--workers 8] [--no-trace] [--old]
+    python bench/audit.py [--target bundled|stand-in] [--writes 300000] [--workers 8] [--no-trace] [--per-write] [--old]
+    python bench/audit.py --url URL --log PATH [--workers 8] [--no-trace] [--per-write] [--old]
 
 Three targets:
 - bundled (the default): the bundled stack (docker-compose.yml, its app under its own 128 MiB strict limit)
   brought up under a Compose project of its own (`docker compose -p NAME up --build --wait`, the app on a
   free 127.0.0.1 port, its own database volume). services/users/seed.sh fills the users table to --writes
   rows; their ids and names are read back in bulk with psql in the db container and written as the
-  locustfile logs acknowledged creates ({"location": "/users/<id>", "expect": {"id": <id>, "name": ...}});
-  then audit_write_log reads each one back from the service. The stack is torn down afterwards, its volume
-  with it (only what carries the project's label). This is what the audit takes on a real service.
-- stand-in: a stand-in users service in a child process on 127.0.0.1, asyncio, answering GET /users/<id>
-  with that user's JSON at once: what the audit itself costs the prober, without a service's own pace.
+  locustfile (loadtests/registrar.py) logs its creates: the listing it declares ({"type": "scan", "url":
+  "/users?limit=500", "key": "id"}), then an invoke (with its name's lookup) and an ok (location and
+  expect {"id": ..., "name": ...}) per create; then audit_write_log reads them back from the service. The
+  stack is torn down afterwards, its volume with it (only what carries the project's label). This is what
+  the audit takes on a real service.
+- stand-in: a stand-in users service in a child process on 127.0.0.1, asyncio, answering the bundled
+  service's GET /users?limit=N&after=ID pages, /users?name=NAME and /users/<id> at once: what the audit
+  itself costs the prober, without a service's own pace.
 - --url and --log: a running service and its write log (for example after `stackprobe run --keep-up --out
   DIR`, the stack's URL and DIR/writes.jsonl).
 
 Each measurement runs in a fresh process of its own, so that its maximum RSS is its own:
-- the timed run: seconds, writes/s, CPU seconds (all threads), growth of the maximum RSS;
-- the traced run: the peak of the Python heap under tracemalloc (which slows each request about tenfold);
+- listed, the timed run: seconds, writes/s, CPU seconds (all threads), growth of the maximum RSS;
+- listed-traced: the peak of the Python heap under tracemalloc (which slows each request about tenfold);
+- with --per-write, the baseline: the same log without its listing, so that every write is read back alone
+  at its lookup (the audit before the listing; 300,000 writes take minutes);
 - with --old, the audit as it was before streaming (audit_writes over a list), read from git history.
 Beside them, the CPU seconds the service spent answering (the bundled stack's app and db containers, or
 the stand-in process): not the audit's, but where the rest of the two cores went.
@@ -48,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 
@@ -73,15 +79,20 @@ SEED_TIMEOUT_S = 600
 DUMP_QUERY = r"\copy (SELECT id, name FROM users ORDER BY id) TO STDOUT WITH (FORMAT csv)"
 # Host CPU busier than this (share of all cores) just before the runs: other work was competing with them.
 BUSY_HOST_PERCENT = 20.0
-# The old audit's cost as measured when it was replaced, for when --old is not asked for.
+# The earlier audits' costs as measured when they were replaced, for when they are not asked for.
 OLD_QUOTED = "~620 MiB of heap for 300k writes (a list of them and a Future each)"
+PER_WRITE_QUOTED = "216.5 s for 300k writes against the bundled stack, one request per write"
+# The listing the locustfile declares (loadtests/registrar.py): the service's largest page.
+SCAN_LINE = {"type": "scan", "url": "/users?limit=500", "key": "id"}
 
 
 # -- the stand-in service ------------------------------------------------------------------------------
 
 
 class _Users(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, GET only: /users/<id> answers that user's JSON, anything else 404."""
+    """HTTP/1.1 keep-alive, GET only, users 1 … USERS: pages of the list, look-ups by name, one user; else 404."""
+
+    users = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: asyncio.Transport = transport  # type: ignore[assignment]
@@ -92,24 +103,39 @@ class _Users(asyncio.Protocol):
         answers = []
         while (end := self.pending.find(b"\r\n\r\n")) >= 0:
             head, self.pending = self.pending[:end], self.pending[end + 4 :]
-            answers.append(_answer(head.split(b" ", 2)[1]))
+            answers.append(_answer(head.split(b" ", 2)[1], self.users))
         if answers:
             self.transport.write(b"".join(answers))
 
 
-def _answer(target: bytes) -> bytes:
-    user = target.removeprefix(b"/users/")
-    if user is not target and user.isdigit():
-        status = b"200 OK"
-        body = b'{"id": %s, "name": "user-%s", "created_at": "2026-01-01T00:00:00Z"}' % (user, user)
-    else:
-        status, body = b"404 Not Found", b'{"error": "not found"}'
+def _user(user: int) -> bytes:
+    return b'{"id": %d, "name": "user-%d", "created_at": "2026-01-01T00:00:00Z"}' % (user, user)
+
+
+def _answer(target: bytes, users: int) -> bytes:
+    path, _, query = target.partition(b"?")
+    fields = dict(field.partition(b"=")[::2] for field in query.split(b"&") if field)
+    status, body = b"404 Not Found", b'{"error": "not found"}'
+    user = path.removeprefix(b"/users/")
+    if user is not path and user.isdigit() and 1 <= int(user) <= users:
+        status, body = b"200 OK", _user(int(user))
+    elif path == b"/users" and b"name" in fields:
+        named = fields[b"name"].removeprefix(b"user-")
+        found = [_user(int(named))] if named.isdigit() and 1 <= int(named) <= users else []
+        status, body = b"200 OK", b'{"items": [%s], "next": null}' % b",".join(found)
+    elif path == b"/users" and fields.get(b"limit", b"").isdigit():
+        limit, after = int(fields[b"limit"]), int(fields.get(b"after", b"0"))
+        last = min(after + limit, users)
+        following = b'"/users?limit=%d&after=%d"' % (limit, last) if last < users else b"null"
+        page = b",".join(_user(user) for user in range(after + 1, last + 1))
+        status, body = b"200 OK", b'{"items": [%s], "next": %s}' % (page, following)
     head = b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (status, len(body))
     return head + body
 
 
-def serve() -> None:
-    """Serve the stand-in on a free 127.0.0.1 port; print the port; stop when stdin closes."""
+def serve(users: int) -> None:
+    """Serve the stand-in (users 1 … users) on a free 127.0.0.1 port; print the port; stop when stdin closes."""
+    _Users.users = users
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -149,10 +175,26 @@ def _old_audit_module() -> Any:
     return module
 
 
+def _copy_log(log: Path, kind: str) -> Path:
+    """Return the log as `kind` reads it: without its listing (per-write), or in the first format (old)."""
+    copy = log.with_name(f"{log.stem}.{kind}.jsonl")
+    with log.open("rb") as source, copy.open("w", encoding="utf-8") as out:
+        for line in source:
+            record = json.loads(line)
+            if kind == "per-write" and record.get("type") != "scan":
+                out.write(line.decode())
+            elif kind == "old" and record.get("type") in (None, "ok"):
+                expect = record["expect"]
+                out.write(json.dumps({"location": record["location"], "expect": expect}, ensure_ascii=False) + "\n")
+    return copy
+
+
 def measure(kind: str, url: str, log: Path, workers: int) -> dict[str, Any]:
-    """Audit log once as `kind` (new, new-traced, old) and return the figures."""
+    """Audit log once as `kind` (listed, listed-traced, per-write, old) and return the figures."""
     old = _old_audit_module() if kind == "old" else None
-    if kind == "new-traced":
+    if kind in ("per-write", "old"):
+        log = _copy_log(log, kind)
+    if kind == "listed-traced":
         tracemalloc.start()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu_before, started = time.process_time(), time.monotonic()
@@ -173,7 +215,7 @@ def measure(kind: str, url: str, log: Path, workers: int) -> dict[str, Any]:
         "cpu_seconds": time.process_time() - cpu_before,
         # ru_maxrss is in KiB on Linux.
         "rss_growth_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
-        "heap_peak_mib": tracemalloc.get_traced_memory()[1] / MIB if kind == "new-traced" else None,
+        "heap_peak_mib": tracemalloc.get_traced_memory()[1] / MIB if kind == "listed-traced" else None,
         "gave_up": getattr(result, "gave_up", None),
     }
     return figures
@@ -194,16 +236,21 @@ def run_child(kind: str, url: str, log: Path, workers: int) -> dict[str, Any]:
 
 
 def write_log(path: Path, writes: int) -> None:
-    """Write a log of `writes` acknowledged creates of /users/1 … /users/<writes>, in the log's first format."""
-    with path.open("w") as out:
+    """Write a log of `writes` acknowledged creates of /users/1 … /users/<writes> named user-<id>."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(json.dumps(SCAN_LINE) + "\n")
         for user in range(1, writes + 1):
-            out.write(f'{{"location": "/users/{user}", "expect": {{"id": {user}, "name": "user-{user}"}}}}\n')
+            out.write(log_lines(user, f"user-{user}"))
 
 
-def log_line(user_id: int, name: str) -> str:
-    """Return the first format's write-log line for an acknowledged create: read back at its location."""
-    expect = {"id": user_id, "name": name}
-    return json.dumps({"location": f"/users/{user_id}", "expect": expect}, ensure_ascii=False) + "\n"
+def log_lines(user_id: int, name: str) -> str:
+    """Return the lines the locustfile's write log records for an acknowledged create: its invoke and its ok."""
+    op = f"1-{user_id}"
+    invoke = {"type": "invoke", "op": op, "process": "1-1", "f": "create", "name": name}
+    invoke["lookup"] = f"/users?name={quote(name, safe='')}"
+    ok = {"type": "ok", "op": op, "process": "1-1", "name": name, "status": 201, "location": f"/users/{user_id}"}
+    ok["expect"] = {"id": user_id, "name": name}
+    return json.dumps(invoke, ensure_ascii=False) + "\n" + json.dumps(ok, ensure_ascii=False) + "\n"
 
 
 # -- the bench: the bundled stack ----------------------------------------------------------------------
@@ -278,7 +325,7 @@ def seed(stack: Stack, url: str, rows: int) -> str:
 
 
 def dump_write_log(stack: Stack, path: Path) -> int:
-    """Write every row of the users table as an acknowledged create to `path`; return how many.
+    """Write every row of the users table as an acknowledged create to `path`, after the listing; return how many.
 
     The rows come out of psql in the db container in one COPY, streamed: no request per row, and the
     whole table is never held here.
@@ -295,8 +342,9 @@ def dump_write_log(stack: Stack, path: Path) -> int:
     ):
         assert dump.stdout is not None
         assert dump.stderr is not None
+        out.write(json.dumps(SCAN_LINE) + "\n")
         for user_id, name in csv.reader(io.TextIOWrapper(dump.stdout, encoding="utf-8", newline="")):
-            out.write(log_line(int(user_id), name))
+            out.write(log_lines(int(user_id), name))
             count += 1
         error = dump.stderr.read().decode(errors="replace").strip()
     if dump.returncode != 0:
@@ -362,11 +410,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--writes", type=int, default=300_000, help="writes in the log (default: 300000)")
     parser.add_argument("--workers", type=int, default=8, help="the audit's worker threads (default: 8)")
+    parser.add_argument(
+        "--per-write", action="store_true", help="also run the baseline: every write read back alone (minutes)"
+    )
     parser.add_argument("--old", action="store_true", help="also run the old list-based audit (slow, ~2 KiB/write)")
     parser.add_argument("--no-trace", action="store_true", help="skip the tracemalloc run (it takes minutes)")
     parser.add_argument("--url", help="audit a running service at this URL instead")
     parser.add_argument("--log", type=Path, help="with --url: the write log to read back")
-    parser.add_argument("--child", choices=("new", "new-traced", "old"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("listed", "listed-traced", "per-write", "old"), help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is None and not args.serve:
@@ -410,8 +461,10 @@ def report(runs: Sequence[dict[str, Any]], target: str, workers: int, service: s
     print(_row(f"{service} CPU s", cells("service_cpu_seconds", "{:.1f}"), "(the service's, not the audit's)"))
     print(_row("max RSS growth MiB", cells("rss_growth_mib", "{:.1f}")))
     print(_row("tracemalloc peak MiB", cells("heap_peak_mib", "{:.2f}")))
+    if not any(run["kind"] == "per-write" for run in runs):
+        print(f"\nper-write (quoted, run with --per-write to measure): {PER_WRITE_QUOTED}")
     if not any(run["kind"] == "old" for run in runs):
-        print(f"\nold (quoted, run with --old to measure): {OLD_QUOTED}")
+        print(f"old (quoted, run with --old to measure): {OLD_QUOTED}")
 
     goal_seconds = GOAL_SECONDS_PER_300K * writes / 300_000
     rate = writes / timed["seconds"]
@@ -449,12 +502,13 @@ def report(runs: Sequence[dict[str, Any]], target: str, workers: int, service: s
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
-        serve()
+        serve(args.writes)
         return 0
     if args.child:
         print(json.dumps(measure(args.child, args.url, args.log, args.workers)))
         return 0
-    kinds = ["new"] + ([] if args.no_trace else ["new-traced"]) + (["old"] if args.old else [])
+    kinds = ["listed"] + ([] if args.no_trace else ["listed-traced"])
+    kinds += (["per-write"] if args.per_write else []) + (["old"] if args.old else [])
     if args.url:
         target = f"{args.url} (the write log {args.log})"
         runs = run_all(kinds, args.url, args.log, args.workers, None)
@@ -491,7 +545,8 @@ def bundled(args: argparse.Namespace, kinds: Sequence[str], log: Path) -> int:
 def stand_in(args: argparse.Namespace, kinds: Sequence[str], log: Path) -> int:
     """Measure the audit against the stand-in service: what the audit itself costs."""
     target = "a stand-in service in a child process on 127.0.0.1 (answers at once: this is the audit's own cost)"
-    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    serve = [sys.executable, __file__, "--serve", "--writes", str(args.writes)]
+    server = subprocess.Popen(serve, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline())}"

@@ -14,6 +14,14 @@ invoke with no completion (the load stopped while the request was out) is unknow
 clock (Unix seconds); `op` and `process` are unique across worker processes (they start with the pid).
 `lookup` is where the audit finds the records of that name, to settle the unknown ones and count duplicates.
 
+A locustfile may also declare, once, where every record is listed (the first page of a listing that pages
+with `next`, and the key that names a record, which each acknowledged write's `expect` holds):
+
+    {"type": "scan", "url": "/users?limit=500", "key": "id", "time": 1764493200.001}
+
+The audit then reads that listing once and reads back alone only the writes it does not show as
+acknowledged: a few requests per thousand writes instead of one per write.
+
 Lines are buffered and appended in batches of whole lines with O_APPEND, so Locust worker processes
 (--processes) can share the file without tearing each other's lines; each process's lines stay in the
 order they were recorded. Unset, nothing is recorded.
@@ -50,6 +58,7 @@ class WriteLog:
         self._flushed_at = time.monotonic()
         self._ops = itertools.count(1)
         self._processes = itertools.count(1)
+        self._scan: dict[str, Any] | None = None
 
     def open(self, path: str | None) -> None:
         """Start recording to path (None: record nothing); create the file now so a bad path fails early."""
@@ -57,6 +66,19 @@ class WriteLog:
         self._pending.clear()
         if path:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            if self._scan is not None:
+                self._add(dict(self._scan))
+
+    def declare_scan(self, url: str, key: str = "id") -> None:
+        """Declare where every record is listed: `url` (relative to the host) is the first page of a JSON list
+        of records, or of an object with an `items` list and a `next` URL (null on the last page); `key` is
+        the field that names a record, as each acknowledged write's `expect` holds it.
+
+        Recorded once per process, before its first write (now if the log is already open).
+        """
+        self._scan = {"type": "scan", "url": url, "key": key}
+        if self.path:
+            self._add(dict(self._scan))
 
     def new_process(self) -> str:
         """Return a process id for one simulated user ("<pid>-<n>"), unique across worker processes."""

@@ -42,12 +42,17 @@ import socket
 import ssl
 import threading
 import time
+from array import array
+from bisect import bisect_left
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import orjson
 
 # Per socket operation (connect, each read): a read that hangs longer fails and may be retried. Stopping
 # does not wait for it: the sockets are shut down to wake the reads. A write whose reads all hang takes
@@ -266,6 +271,15 @@ class _Audit:
         self.last_answer_at = time.monotonic()
         self.silent_since: float | None = None
         self.workers = [_Worker(self, number) for number in range(workers)]
+        # The listing (when the log declares one): its writes, its reader, and how far it got.
+        self.listed: _Listed | None = None
+        self.scanner = _Worker(self, "scan", target=self._scan)
+        self.scan_url: str | None = None
+        self.scan_complete = False
+        self.scan_pages = 0
+        self.scan_problem: str | None = None
+        self._unlisted_from = 0
+        self._log_read = False
 
     # -- the calling thread --------------------------------------------------------------------------
 
@@ -302,12 +316,20 @@ class _Audit:
         next_watch = time.monotonic()  # look once before the first request
         batch: list[Write] = []
         reader = _LogReader(path)
+        offset = 0
         for number, line in enumerate(log, start=1):
+            at, offset = offset, offset + len(line)
             if not line.strip():
                 continue
-            write = reader.read(line, number)
+            write = reader.read(line, number, at)
             if write is None:
                 continue
+            if reader.scan is not None and write.kind == "ok":
+                if self.listed is None:
+                    self.listed = _Listed(reader.scan[1])
+                if self.listed.add(write, at, reader.invoked_at):
+                    self.total["ok"] += 1
+                    continue
             batch.append(write)
             if len(batch) >= BATCH:
                 if not queued(batch):
@@ -319,6 +341,8 @@ class _Audit:
                 next_watch = time.monotonic() + TICK_S
                 if watch():
                     break
+        else:
+            self._log_read = True
         if not self.halted.is_set():
             # Creates invoked but never completed (the load stopped while they were out) are indeterminate.
             batch.extend(reader.unfinished())
@@ -329,8 +353,20 @@ class _Audit:
                 self._count_queued(batch[start : start + BATCH])
             else:
                 batch = []
+        listed = self.listed
+        if listed is not None and reader.scan is not None and not self.halted.is_set():
+            # The writes the listing can settle: list every record once, then read back alone only those it
+            # did not show as acknowledged (missing, different, or their name held twice).
+            listed.freeze()
+            self.scan_url = reader.scan[0]
+            self.scanner.thread.start()
+            while self.scanner.thread.is_alive() and not watch():
+                self.scanner.thread.join(TICK_S)
+            if not self.halted.is_set():
+                self._read_back_unlisted(log, reader, queued)
         if self.halted.is_set():
             self._count_unread(batch, log, reader)
+            self._count_unlisted(log, reader)
             self.wind_down()
             return
         # Every write is queued: one end mark per worker, then wait for them to finish.
@@ -342,6 +378,85 @@ class _Audit:
                 worker.thread.join(TICK_S)
         self.wind_down()
 
+    def _read_back_unlisted(
+        self, log: IO[bytes], reader: _LogReader, queued: Callable[[list[Write] | None], bool]
+    ) -> None:
+        """Count the writes the listing verified; queue the others to be read back one by one."""
+        listed = self.listed
+        assert listed is not None
+        complete = self.scan_complete
+        if complete:
+            verified = sum(map(listed.settled, range(len(listed))))
+            with self._lock:
+                self.outcomes["verified"] += verified
+        batch: list[Write] = []
+        for number in range(len(listed)):
+            if complete and listed.settled(number):
+                continue
+            batch.append(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]))
+            if len(batch) >= BATCH:
+                if not queued(batch):
+                    self._unlisted_from = number + 1
+                    self._count_unchecked_batch(batch)
+                    return
+                batch = []
+        if batch and not queued(batch):
+            self._count_unchecked_batch(batch)
+        self._unlisted_from = len(listed)
+
+    def _count_unchecked_batch(self, batch: list[Write]) -> None:
+        for write in batch:
+            self._unchecked_example(write, self.reason)
+
+    def _count_unlisted(self, log: IO[bytes], reader: _LogReader) -> None:
+        """Name, as examples, a few of the listed writes the audit stopped before settling."""
+        listed = self.listed
+        if listed is None:
+            return
+        room = EXAMPLES_KEPT - len(self.examples["unverified"])
+        for number in range(self._unlisted_from, len(listed)):
+            if room <= 0:
+                break
+            if self.scan_complete and listed.settled(number):
+                continue
+            self._unchecked_example(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]), self.reason)
+            room -= 1
+
+    def _scan(self) -> None:
+        """In the scanner's thread: read the listing page by page (`next`), matching its records to writes."""
+        listed, worker = self.listed, self.scanner
+        assert listed is not None
+        assert self.scan_url is not None
+        url: str | None = self.scan_url
+        try:
+            while url is not None:
+                answer = worker.fetch(url)
+                if answer is None:
+                    return
+                if isinstance(answer, str):
+                    self.scan_problem = f"{url}: {answer}"
+                    return
+                status, body = answer
+                document = _json_or_none(body) if status == 200 else None
+                items = document.get("items") if isinstance(document, dict) else document
+                following = document.get("next") if isinstance(document, dict) else None
+                if not isinstance(items, list) or not isinstance(following, str | None):
+                    why = f"HTTP {status}" if status != 200 else "no list of records (a list, or `items` and `next`)"
+                    self.scan_problem = f"{url}: {why}"
+                    return
+                listed.see(items)
+                self.scan_pages += 1
+                if following == url:
+                    self.scan_problem = f"{url}: its `next` is itself"
+                    return
+                url = following or None
+            self.scan_complete = True
+        except BaseException as exc:
+            self.fail(exc)
+        finally:
+            for connection in worker.connections.values():
+                connection.close()
+
     def _count_queued(self, batch: list[Write]) -> None:
         for write in batch:
             self.total[write.kind] += 1
@@ -351,7 +466,7 @@ class _Audit:
         for write in batch:
             self.total[write.kind] += 1
             self._unchecked_example(write, self.reason)
-        for line in log:
+        for line in () if self._log_read else log:
             if not line.strip():
                 continue
             write = reader.skim(line)
@@ -378,7 +493,8 @@ class _Audit:
                 except queue.Full:
                     break
         until = time.monotonic() + JOIN_S
-        for worker in self.workers:
+        started = [worker for worker in (*self.workers, self.scanner) if worker.thread.ident is not None]
+        for worker in started:
             worker.thread.join(max(0.0, until - time.monotonic()))
         with self._lock:
             self._closed = True
@@ -389,13 +505,13 @@ class _Audit:
             if self.reason is None:
                 self.reason = reason
             self.halted.set()
-        for worker in self.workers:
+        for worker in (*self.workers, self.scanner):
             worker.wake()
 
     def silent_for(self) -> float:
         """Return for how many seconds the service has answered nobody although asked (0 while it answers)."""
         since = self.silent_since
-        for worker in self.workers:
+        for worker in (*self.workers, self.scanner):
             asked = worker.asking_since
             if asked is not None and (since is None or asked < since):
                 since = asked
@@ -507,13 +623,13 @@ class _Audit:
 class _Worker:
     """One thread reading writes back over its own kept-alive connections (one per server it meets)."""
 
-    def __init__(self, audit: _Audit, number: int) -> None:
+    def __init__(self, audit: _Audit, number: int | str, target: Callable[[], None] | None = None) -> None:
         self.audit = audit
         self.connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
         # The start of the request under way (None between requests), and the socket being connected.
         self.asking_since: float | None = None
         self.connecting: socket.socket | None = None
-        self.thread = threading.Thread(target=self.run, name=f"stackprobe-audit-{number}", daemon=True)
+        self.thread = threading.Thread(target=target or self.run, name=f"stackprobe-audit-{number}", daemon=True)
 
     def run(self) -> None:
         audit, get = self.audit, self.audit.queue.get
@@ -546,17 +662,33 @@ class _Worker:
         if where is None:
             audit.record_unsettled(write, f"{write.label}: nowhere to look (the log gives no lookup)")
             return
+        answer = self.fetch(where)
+        if answer is None:
+            audit.record_unchecked(write)
+        elif isinstance(answer, str):
+            audit.record_unsettled(write, f"{write.label}: {answer}")
+        elif write.lookup is not None:
+            _classify_lookup(audit, write, *answer)
+        else:
+            _classify(audit, write, *answer)
+
+    def fetch(self, where: str) -> tuple[int, bytes] | str | None:
+        """GET `where` (a location, a lookup or a listing's page) with the audit's tries.
+
+        Returns (status, body) for a decisive answer (any status but 5xx and 429); a text saying why there was
+        none (the status or the connection's failure after TRIES tries, or a URL that cannot be read); or
+        None when the audit halted before an answer.
+        """
+        audit = self.audit
         try:
             server, request_target = audit.target(where)
         except ValueError as exc:
-            audit.record_unsettled(write, f"{write.label}: cannot be read: {exc}")
-            return
+            return f"cannot be read: {exc}"
         attempts = tries = 0
         first_try: float | None = None
         while True:
             if audit.halted.is_set():
-                audit.record_unchecked(write)
-                return
+                return None
             started = time.monotonic()
             if first_try is None:
                 first_try = started
@@ -564,8 +696,7 @@ class _Worker:
             try:
                 status, retry_after, body = self.get(server, request_target)
             except (http.client.InvalidURL, UnicodeError) as exc:  # a location http.client will not send (a space …)
-                audit.record_unsettled(write, f"{write.label}: cannot be read: {exc}")
-                return
+                return f"cannot be read: {exc}"
             except (OSError, http.client.HTTPException) as exc:
                 status, retry_after, body, failure = 0, None, b"", exc
             else:
@@ -575,21 +706,15 @@ class _Worker:
             attempts += 1
             if failure is None and status not in _RETRYABLE:
                 audit.answered()
-                if write.lookup is not None:
-                    _classify_lookup(audit, write, status, body)
-                else:
-                    _classify(audit, write, status, body)
-                return
+                return status, body
             audit.unanswered(started)
             if audit.halted.is_set():
-                audit.record_unchecked(write)
-                return
+                return None
             if failure is None:
                 tries += 1
                 if tries >= TRIES:
                     after = f" (Retry-After {retry_after.strip()[:40]})" if retry_after else ""
-                    audit.record_unsettled(write, f"{write.label}: HTTP {status} after {attempts} tries{after}")
-                    return
+                    return f"HTTP {status} after {attempts} tries{after}"
                 wait = _retry_after_s(retry_after)
                 delay = BACKOFF_S[min(tries, len(BACKOFF_S)) - 1] if wait is None else wait
             else:
@@ -598,12 +723,10 @@ class _Worker:
                 if audit.last_answer_at > first_try:
                     tries += 1
                 if tries >= TRIES:
-                    audit.record_unsettled(write, f"{write.label}: {_describe(failure)} after {attempts} tries")
-                    return
+                    return f"{_describe(failure)} after {attempts} tries"
                 delay = RECONNECT_DELAYS_S[min(attempts, len(RECONNECT_DELAYS_S)) - 1]
             if delay > 0 and audit.halted.wait(delay):
-                audit.record_unchecked(write)
-                return
+                return None
 
     def get(self, server: tuple[str, str, int], request_target: str) -> tuple[int, str | None, bytes]:
         """GET request_target from server; return the status, the Retry-After header and the body."""
@@ -666,17 +789,25 @@ _COMPLETIONS = frozenset({"ok", "fail", "info"})
 class _LogReader:
     """Turn the write log's lines into Writes, pairing each completion with its invoke.
 
-    The state is the creates in flight at this point of the log (invoked, not yet completed), by op id.
+    The state is the creates in flight at this point of the log (invoked, not yet completed), by op id,
+    with the byte offset of each invoke's line; and the listing the log declares (a "scan" line), if any.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.in_flight: dict[str, tuple[str | None, str | None]] = {}
+        self.in_flight: dict[str, tuple[str | None, str | None, int]] = {}
+        # The listing of every record ("scan" lines: its first page's URL, and the key records are matched by).
+        self.scan: tuple[str, str] | None = None
+        # The offset of the invoke of the write the last read returned (-1: it had none).
+        self.invoked_at = -1
 
-    def read(self, line: bytes, number: int) -> Write | None:
-        """Return the write a line settles (None for an invoke); ValueError naming file:line if it is none."""
+    def read(self, line: bytes, number: int, offset: int = -1) -> Write | None:
+        """Return the write a line settles (None for an invoke); ValueError naming file:line if it is none.
+
+        offset: where the line starts in the log (bytes), kept for an invoke so the write can be read again.
+        """
         try:
-            return self._settle(json.loads(line))
+            return self._settle(_loads(line), offset)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             text = line.decode("utf-8", "replace").rstrip("\r\n")[:120]
             raise ValueError(f"{self.path}:{number}: not a write record ({exc}): {text}") from None
@@ -684,34 +815,210 @@ class _LogReader:
     def skim(self, line: bytes) -> Write | None:
         """As read, for a line the audit will not look at: a line that is no write record counts as one."""
         try:
-            return self._settle(json.loads(line))
+            return self._settle(_loads(line), -1)
         except (ValueError, KeyError, TypeError, AttributeError):
             return Write("ok", "(a line that is not a write record)", {})
 
-    def _settle(self, record: Any) -> Write | None:
+    def reread(self, log: IO[bytes], ok_at: int, invoked_at: int) -> Write:
+        """Read an acknowledged write again from its lines' offsets in the log (invoked_at -1: no invoke)."""
+        lookup = name = None
+        if invoked_at >= 0:
+            log.seek(invoked_at)
+            invoke = _loads(log.readline())
+            lookup, name = invoke.get("lookup"), invoke.get("name")
+            lookup, name = (None if lookup is None else str(lookup)), _text(name)
+        log.seek(ok_at)
+        record = _loads(log.readline())
+        if record.get("type") is None:
+            return Write("ok", str(record["location"]), dict(record.get("expect", {})))
+        name = _text(record.get("name")) if name is None else name
+        return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
+
+    def _settle(self, record: Any, offset: int) -> Write | None:
         kind = record.get("type")
+        self.invoked_at = -1
         if kind is None:  # the first format: an acknowledged write
             return Write("ok", str(record["location"]), dict(record.get("expect", {})))
         if kind == "invoke":
             lookup = record.get("lookup")
-            self.in_flight[str(record["op"])] = (None if lookup is None else str(lookup), _text(record.get("name")))
+            self.in_flight[str(record["op"])] = (
+                None if lookup is None else str(lookup),
+                _text(record.get("name")),
+                offset,
+            )
+            return None
+        if kind == "scan":
+            self._declare_scan(str(record["url"]), str(record.get("key", "id")))
             return None
         if kind not in _COMPLETIONS:
             raise ValueError(f"unknown type {kind!r}")
-        lookup, name = self.in_flight.pop(str(record["op"]), (None, None))
+        lookup, name, self.invoked_at = self.in_flight.pop(str(record["op"]), (None, None, -1))
         name = _text(record.get("name")) if name is None else name
         if kind == "ok":
             return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
         return Write(kind, None, {}, lookup, name, str(record.get("error", "")))
 
+    def _declare_scan(self, url: str, key: str) -> None:
+        # Every process of a distributed load declares the listing once: the same declaration may repeat.
+        if self.scan is not None and self.scan != (url, key):
+            raise ValueError(f"a second listing {url!r} by {key!r}, after {self.scan[0]!r} by {self.scan[1]!r}")
+        self.scan = (url, key)
+
     def unfinished(self) -> list[Write]:
         """Return (and forget) the creates invoked that the log never completed: indeterminate."""
         writes = [
             Write("info", None, {}, lookup, name, "no completion in the log")
-            for lookup, name in self.in_flight.values()
+            for lookup, name, _offset in self.in_flight.values()
         ]
         self.in_flight.clear()
         return writes
+
+
+class _Listed:
+    """The acknowledged writes a listing can settle, in compact arrays: about 42 bytes a write.
+
+    Per write: the hash of its key's value (its id), the hash of its expected keys' values, which keys
+    those are (an index into `keysets`), the hash of its name (where it has a lookup: duplicates are counted
+    only then), and the offsets of its lines in the log (to read it again where the listing does not settle
+    it). Python's hash() of equal values is equal (1 == 1.0), as the per-write comparison's ==; two unequal
+    values share a 64-bit hash with odds of about 1 in 2**64 per pair.
+    """
+
+    MAX_KEYSETS = 255
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.keys = array("q")
+        self.prints = array("q")
+        self.keyset_of = array("B")
+        self.names = array("q")
+        self.named = bytearray()
+        self.ok_at = array("q")
+        self.invoked_at = array("q")
+        self.keysets: list[tuple[str, ...]] = []
+        self._keyset_ids: dict[tuple[str, ...], int] = {}
+        # Built by freeze(): the keys in order and the write each belongs to; what the listing showed of
+        # each write (1: its record as acknowledged, 2: a record with its key that differs); and how many
+        # listed records bear each (sorted) name.
+        self.sorted_keys = array("q")
+        self.order = array("q")
+        self.seen = bytearray()
+        self.sorted_names = array("q")
+        self.name_counts = bytearray()
+        self.listed = 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, write: Write, ok_at: int, invoked_at: int) -> bool:
+        """Take an acknowledged write the listing can settle; False when it cannot (read it back alone)."""
+        expect = write.expect
+        value = expect.get(self.key)
+        if type(value) not in (int, str) or write.location is None or _ABSOLUTE.match(write.location):
+            return False
+        order = tuple(expect)
+        number = self._keyset_ids.get(order)
+        if number is None:
+            keyset = tuple(sorted(order))
+            if keyset in self.keysets:
+                number = self.keysets.index(keyset)
+            elif len(self.keysets) >= self.MAX_KEYSETS:
+                return False
+            else:
+                number = len(self.keysets)
+                self.keysets.append(keyset)
+            self._keyset_ids[order] = number
+        fingerprint = _fingerprint(tuple(map(expect.__getitem__, self.keysets[number])))
+        self.keys.append(hash(value))
+        self.prints.append(fingerprint)
+        self.keyset_of.append(number)
+        has_name = write.lookup is not None and write.name is not None
+        self.named.append(has_name)
+        self.names.append(hash(write.name) if has_name else 0)
+        self.ok_at.append(ok_at)
+        self.invoked_at.append(invoked_at)
+        return True
+
+    def freeze(self) -> None:
+        """Sort what the listing is matched against (call once, after the last add)."""
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        self.order = array("q", order)
+        del order
+        self.sorted_keys = array("q", map(self.keys.__getitem__, self.order))
+        self.seen = bytearray(len(self.keys))
+        self.sorted_names = array(
+            "q", sorted(name for name, named in zip(self.names, self.named, strict=True) if named)
+        )
+        self.name_counts = bytearray(len(self.sorted_names))
+
+    def see(self, items: list[Any]) -> None:
+        """Match one page of the listing's records against the writes."""
+        key, keys, count = self.key, self.sorted_keys, len(self.sorted_keys)
+        names, named_count = self.sorted_names, len(self.sorted_names)
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            self.listed += 1
+            value = item.get(key)
+            if type(value) in (int, str):
+                wanted = hash(value)
+                at = bisect_left(keys, wanted)
+                while at < count and keys[at] == wanted:
+                    write = self.order[at]
+                    found = _fingerprint(tuple(map(item.get, self.keysets[self.keyset_of[write]])))
+                    self.seen[write] |= 1 if found == self.prints[write] else 2
+                    at += 1
+            name = item.get("name")
+            if named_count and isinstance(name, str):
+                wanted = hash(name)
+                at = bisect_left(names, wanted)
+                if at < named_count and names[at] == wanted and self.name_counts[at] < 255:
+                    self.name_counts[at] += 1
+
+    def settled(self, write: int) -> bool:
+        """Whether the listing verified a write: its record as acknowledged, and no other of its name."""
+        if self.seen[write] != 1:
+            return False
+        if not self.named[write]:
+            return True
+        at = bisect_left(self.sorted_names, self.names[write])
+        return self.name_counts[at] <= 1
+
+
+def _fingerprint(values: tuple[Any, ...]) -> int:
+    """Return the hash of JSON values: equal values (1 == 1.0, lists and objects within) hash alike."""
+    try:
+        return hash(values)
+    except TypeError:  # a list or an object among them
+        return hash(tuple(map(_frozen, values)))
+
+
+def _frozen(value: Any) -> Any:
+    """A JSON value in a hashable form that is equal exactly when the values are (lists, objects within)."""
+    if isinstance(value, list):
+        return ("[]", tuple(_frozen(item) for item in value))
+    if isinstance(value, dict):
+        return ("{}", frozenset((key, _frozen(item)) for key, item in value.items()))
+    return value
+
+
+def _loads(data: bytes) -> Any:
+    """Parse JSON as json.loads does (ValueError when it is none), with orjson where orjson can.
+
+    The audit parses every line of the write log and every page of a listing: orjson does that several times
+    faster. It refuses what json takes (NaN, Infinity, integers past 64 bits), so those go to json.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return _loads(body)
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -729,7 +1036,7 @@ def _classify(audit: _Audit, write: Write, status: int, body: bytes) -> None:
         audit.record_unsettled(write, f"{location}: HTTP {status}")
         return
     try:
-        record = json.loads(body)
+        record = _loads(body)
     except ValueError:
         audit.record("lost", f"{location}: body is not JSON")
         return
@@ -751,7 +1058,7 @@ def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> N
         audit.record_unsettled(write, f"{label}: lookup answered HTTP {status}")
         return
     try:
-        document = json.loads(body)
+        document = _loads(body)
     except ValueError:
         document = None
     items = document.get("items") if isinstance(document, dict) else document

@@ -76,6 +76,8 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
                         kind, moment = record.get("type"), record.get("time")
                     except (ValueError, AttributeError):
                         raise ValueError(f"{write_log}:{number}: not a write record") from None
+                    if kind == "scan":  # where the records are listed: not an operation
+                        continue
                     if kind not in _TYPES or not isinstance(moment, int | float):
                         skipped += 1
                         continue

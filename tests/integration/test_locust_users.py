@@ -62,6 +62,10 @@ class LocustRun:
         assert text == "" or text.endswith("\n"), "the write log ends in a torn line"
         return [json.loads(line) for line in text.splitlines()]
 
+    def listings(self) -> list[dict[str, Any]]:
+        """Return the write log's scan lines: where the locustfile says every record is listed."""
+        return [line for line in self.operations() if line["type"] == "scan"]
+
     def writes(self) -> list[dict[str, Any]]:
         """Return the acknowledged writes of the write log (its ok lines)."""
         return [line for line in self.operations() if line["type"] == "ok"]
@@ -146,6 +150,15 @@ def test_users_traffic_runs_without_failures_and_every_acknowledged_write_is_sto
         assert invoke["time"] <= write["time"]
         assert (invoke["name"], write["expect"]["name"]) == (write["name"], write["name"])
         assert http.get(invoke["lookup"]).json()["items"][0]["id"] == write["expect"]["id"]
+    # The listing is declared once, before the first write, and pages through every user the load created.
+    assert run.operations()[0] == {**run.listings()[0], "type": "scan"}
+    assert [(line["url"], line["key"]) for line in run.listings()] == [("/users?limit=500", "id")]
+    listed, url = set(), run.listings()[0]["url"]
+    while url:
+        page = http.get(url).json()
+        listed |= {item["id"] for item in page["items"]}
+        url = page["next"]
+    assert {write["expect"]["id"] for write in writes} <= listed
 
 
 def test_worker_processes_append_whole_lines_to_one_write_log(
@@ -162,7 +175,11 @@ def test_worker_processes_append_whole_lines_to_one_write_log(
     assert_every_write_stored(http, writes)
     # Each process's lines stay in its own order: every create's invoke comes before its completion.
     invoked: set[str] = set()
+    # The same listing from each process that opened the log: the master and its two workers.
+    assert [(line["url"], line["key"]) for line in run.listings()] == [("/users?limit=500", "id")] * 3
     for line in run.operations():
+        if line["type"] == "scan":
+            continue
         if line["type"] == "invoke":
             assert line["op"] not in invoked, line
             invoked.add(line["op"])

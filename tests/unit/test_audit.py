@@ -333,7 +333,9 @@ def test_the_reader_stays_a_bounded_window_ahead_of_the_workers(
     parsed: list[int] = []
     read = audit._LogReader.read
     monkeypatch.setattr(
-        audit._LogReader, "read", lambda reader, line, number: (parsed.append(number), read(reader, line, number))[1]
+        audit._LogReader,
+        "read",
+        lambda reader, line, number, at: (parsed.append(number), read(reader, line, number, at))[1],
     )
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()

@@ -165,3 +165,11 @@ def test_memory_stays_flat_for_a_long_log(tmp_path: Path) -> None:
     assert summary is not None
     assert summary.events["invoke"] == 2_000
     assert peak < 1 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_the_listing_a_log_declares_is_no_operation_and_not_skipped(tmp_path: Path) -> None:
+    scan = {"type": "scan", "url": "/users?limit=500", "key": "id", "time": 0.05}
+    log = _log(tmp_path, [scan, _op("invoke", "1-1", "1-1", 0.1, "a"), scan])
+    summary = write_history(log, tmp_path / "history.jsonl", start=START)
+    assert summary is not None
+    assert (summary.skipped, summary.events) == (0, {"invoke": 1, "ok": 0, "fail": 0, "info": 0})

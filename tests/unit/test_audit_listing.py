@@ -1,0 +1,227 @@
+"""The write audit through a declared listing: one pass over every record, then only the doubtful writes alone.
+
+A small users service on 127.0.0.1 (http.server, in-memory records) answers the bundled service's routes:
+GET /users?limit=N[&after=ID] (pages with `next`), GET /users/<id> and GET /users?name=NAME.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from stackprobe import audit
+from stackprobe.audit import audit_write_log
+
+
+class _Users(ThreadingHTTPServer):
+    daemon_threads = True
+    records: dict[int, dict[str, Any]]
+    paths: list[str]
+    # Answers that replace the listing's own (path -> (status, body)), and pages answered only after a pause.
+    broken: dict[str, tuple[int, bytes]]
+    slow_pages_s: float
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that stops reading (the audit stopped) is not this test's concern
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        server: _Users = self.server  # type: ignore[assignment]
+        server.paths.append(self.path)
+        status, body = server.broken.get(self.path) or self._answer(server)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _answer(self, server: _Users) -> tuple[int, bytes]:
+        parts = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        if parts.path.startswith("/users/"):
+            record = server.records.get(int(parts.path.removeprefix("/users/")))
+            return (200, json.dumps(record).encode()) if record else (404, b'{"error": "user_not_found"}')
+        if "name" in query:
+            items = [record for record in server.records.values() if record["name"] == query["name"]]
+            return 200, json.dumps({"items": items, "next": None}).encode()
+        if server.slow_pages_s:
+            time.sleep(server.slow_pages_s)
+        limit, after = int(query["limit"]), int(query.get("after", 0))
+        ids = sorted(i for i in server.records if i > after)
+        items = [server.records[i] for i in ids[:limit]]
+        following = f"/users?limit={limit}&after={ids[limit - 1]}" if len(ids) > limit else None
+        return 200, json.dumps({"items": items, "next": following}).encode()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def users() -> Iterator[_Users]:
+    server = _Users(("127.0.0.1", 0), _Handler)
+    server.records, server.paths, server.broken, server.slow_pages_s = {}, [], {}, 0.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _url(server: _Users) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _history(path: Path, acked: list[tuple[int, str]], *, scan: str | None = "/users?limit=3") -> Path:
+    """A write log as loadtests/_write_log.py writes it: the listing, then an invoke and an ok per create."""
+    with path.open("w") as log:
+        if scan is not None:
+            log.write(json.dumps({"type": "scan", "url": scan, "key": "id", "time": 1.0}) + "\n")
+        for op, (user_id, name) in enumerate(acked):
+            invoke = {"type": "invoke", "op": f"7-{op}", "process": "7-1", "f": "create", "name": name}
+            log.write(json.dumps({**invoke, "lookup": f"/users?name={name}", "time": 1.0}) + "\n")
+            ok = {"type": "ok", "op": f"7-{op}", "process": "7-1", "name": name, "status": 201}
+            expect = {"id": user_id, "name": name}
+            log.write(json.dumps({**ok, "location": f"/users/{user_id}", "expect": expect, "time": 2.0}) + "\n")
+    return path
+
+
+def _store(server: _Users, *records: tuple[int, str]) -> None:
+    for user_id, name in records:
+        server.records[user_id] = {"id": user_id, "name": name, "created_at": "2026-11-30T12:00:00Z"}
+
+
+def test_the_listing_verifies_writes_in_pages_and_only_the_doubtful_ones_are_read_alone(
+    users: _Users, tmp_path: Path
+) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 11)])
+    users.records[4]["name"] = "changed"  # acknowledged as u4: lost, with what was found
+    del users.records[7]  # acknowledged, then gone: lost (404)
+    _store(users, (11, "u9"))  # a second u9: duplicated
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 11)]))
+    assert (result.acknowledged, result.verified, result.lost, result.unverified) == (10, 8, 2, 0)
+    assert result.duplicated == 1
+    assert result.duplicated_examples == ["/users/9: 2 records of that name"]
+    assert sorted(result.lost_examples) == [
+        "/users/4: expected {'id': 4, 'name': 'u4'}, found no record of that name",
+        "/users/7: expected {'id': 7, 'name': 'u7'}, found no record of that name",
+    ]
+    pages = [path for path in users.paths if path.startswith("/users?limit=")]
+    alone = [path for path in users.paths if path not in pages]
+    # 10 records at 3 a page: 4 pages; then the two lost and the duplicated one, each at its lookup.
+    assert len(pages) == 4
+    assert sorted(alone) == ["/users?name=u4", "/users?name=u7", "/users?name=u9"]
+
+
+def test_without_a_listing_every_write_is_read_alone(users: _Users, tmp_path: Path) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 6)])
+    result = audit_write_log(
+        _url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 6)], scan=None)
+    )
+    assert (result.acknowledged, result.verified) == (5, 5)
+    assert sorted(users.paths) == [f"/users?name=u{i}" for i in range(1, 6)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ((500, b'{"error": "boom"}'), "a listing that keeps failing"),
+        ((200, b"<html>"), "a listing that is not JSON"),
+        ((200, b'{"items": [], "next": "/users?limit=3"}'), "a listing whose next is itself"),
+        ((404, b'{"error": "no route"}'), "a listing the service does not have"),
+    ],
+)
+def test_a_listing_that_cannot_be_read_whole_leaves_every_write_to_be_read_alone(
+    users: _Users, tmp_path: Path, answer: tuple[int, bytes], why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "BACKOFF_S", (0.01, 0.01, 0.01))
+    _store(users, *[(i, f"u{i}") for i in range(1, 6)])
+    users.broken["/users?limit=3"] = answer
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 6)]))
+    assert (result.acknowledged, result.verified, result.lost, result.unverified) == (5, 5, 0, 0), why
+    assert sum(path.startswith("/users?name=") for path in users.paths) == 5, why
+
+
+def test_a_listing_cut_short_by_a_failing_page_leaves_its_writes_to_be_read_alone(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "BACKOFF_S", (0.01, 0.01, 0.01))
+    # The second page fails for good: a record missing from a listing not read whole is not called lost on
+    # the listing's word; each write is read back at its own lookup.
+    _store(users, *[(i, f"u{i}") for i in range(1, 7)])
+    users.broken["/users?limit=3&after=3"] = (503, b'{"error": "unavailable"}')
+    del users.records[5]
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 7)]))
+    assert (result.verified, result.lost) == (5, 1)
+    assert result.lost_examples == ["/users/5: expected {'id': 5, 'name': 'u5'}, found no record of that name"]
+
+
+def test_stopping_during_the_listing_ends_within_a_second_and_counts_add_up(users: _Users, tmp_path: Path) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 31)])
+    users.slow_pages_s = 0.5
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    started = time.monotonic()
+    result = audit_write_log(
+        _url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 31)]), stop=stop
+    )
+    assert time.monotonic() - started < 2.5
+    assert result.gave_up == "the audit was stopped"
+    assert (result.acknowledged, result.verified, result.lost, result.unverified) == (30, 0, 0, 30)
+    assert result.unverified_examples[0] == "/users/1: not checked: the audit was stopped"
+
+
+def test_two_different_listings_in_one_log_are_refused_with_the_place(users: _Users, tmp_path: Path) -> None:
+    log = _history(tmp_path / "w.jsonl", [(1, "u1")])
+    with log.open("a") as file:
+        file.write(json.dumps({"type": "scan", "url": "/people?limit=9", "key": "id"}) + "\n")
+    with pytest.raises(ValueError, match=r"w.jsonl:4: not a write record \(a second listing '/people\?limit=9'"):
+        audit_write_log(_url(users), log)
+
+
+def test_the_same_listing_declared_by_every_process_is_one_listing(users: _Users, tmp_path: Path) -> None:
+    _store(users, (1, "u1"), (2, "u2"))
+    log = _history(tmp_path / "w.jsonl", [(1, "u1"), (2, "u2")])
+    log.write_text(log.read_text() + json.dumps({"type": "scan", "url": "/users?limit=3", "key": "id"}) + "\n")
+    result = audit_write_log(_url(users), log)
+    assert (result.acknowledged, result.verified) == (2, 2)
+    assert users.paths == ["/users?limit=3"]
+
+
+def test_writes_the_listing_cannot_match_are_read_alone(users: _Users, tmp_path: Path) -> None:
+    # No id in what was acknowledged, or a record elsewhere: the listing cannot speak for them.
+    _store(users, (1, "u1"))
+    log = _history(tmp_path / "w.jsonl", [(1, "u1")])
+    with log.open("a") as file:
+        file.write(json.dumps({"location": "/users/1", "expect": {"name": "u1"}}) + "\n")
+        file.write(json.dumps({"location": f"{_url(users)}/users/1", "expect": {"id": 1}}) + "\n")
+    result = audit_write_log(_url(users), log)
+    assert (result.acknowledged, result.verified) == (3, 3)
+    assert sorted(users.paths) == ["/users/1", "/users/1", "/users?limit=3"]
+
+
+def test_memory_for_a_listed_audit_grows_by_tens_of_bytes_a_write(users: _Users, tmp_path: Path) -> None:
+    # 300,000 writes must stay under 50 MiB of heap (issue 7); here 10,000, kept under 100 bytes each.
+    count = 10_000
+    _store(users, *[(i, f"u{i}") for i in range(1, count + 1)])
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, count + 1)], scan="/users?limit=500")
+    tracemalloc.start()
+    try:
+        result = audit_write_log(_url(users), log)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.acknowledged, result.verified) == (count, count)
+    assert peak < 100 * count + 2 * 2**20, f"peak {peak / 2**20:.2f} MiB"
