@@ -124,6 +124,8 @@ class AuditResult:
     gave_up: why the audit stopped before looking at every write (its deadline passed, the service answered
         nobody for the unreachable budget, or it was stopped); None when it looked at every write.
     duration_s: wall-clock seconds the audit took.
+    listing: None when the log declares no listing; else report.json's writes.listing: {"url", "pages",
+        "records", "complete", "verified" (on the listing's word), "problem" (why it was not read whole)}.
     """
 
     applicable: bool
@@ -145,6 +147,7 @@ class AuditResult:
     unresolved_examples: list[str] = field(default_factory=list)
     failed_applied_examples: list[str] = field(default_factory=list)
     duplicated_examples: list[str] = field(default_factory=list)
+    listing: dict[str, Any] | None = None
 
     def section(self) -> dict[str, Any]:
         """Return report.json's "writes" object (the keys of stackprobe/report/schema.json's writes)."""
@@ -178,6 +181,7 @@ def writes_section(audit: AuditResult | None) -> dict[str, Any]:
     section.update({name: getattr(audit, name) if applicable else None for name in counts})
     section.update({name: list(getattr(audit, name)) if applicable else [] for name in examples})
     section["gave_up"] = audit.gave_up if applicable and audit is not None else None
+    section["listing"] = dict(audit.listing) if applicable and audit is not None and audit.listing else None
     return section
 
 
@@ -278,6 +282,7 @@ class _Audit:
         self.scan_complete = False
         self.scan_pages = 0
         self.scan_problem: str | None = None
+        self.listed_verified = 0
         self._unlisted_from = 0
         self._log_read = False
 
@@ -327,6 +332,7 @@ class _Audit:
             if reader.scan is not None and write.kind == "ok":
                 if self.listed is None:
                     self.listed = _Listed(reader.scan[1])
+                    self.scan_url = reader.scan[0]
                 if self.listed.add(write, at, reader.invoked_at):
                     self.total["ok"] += 1
                     continue
@@ -358,7 +364,6 @@ class _Audit:
             # The writes the listing can settle: list every record once, then read back alone only those it
             # did not show as acknowledged (missing, different, or their name held twice).
             listed.freeze()
-            self.scan_url = reader.scan[0]
             self.scanner.thread.start()
             while self.scanner.thread.is_alive() and not watch():
                 self.scanner.thread.join(TICK_S)
@@ -389,6 +394,7 @@ class _Audit:
             verified = sum(map(listed.settled, range(len(listed))))
             with self._lock:
                 self.outcomes["verified"] += verified
+            self.listed_verified = verified
         batch: list[Write] = []
         for number in range(len(listed)):
             if complete and listed.settled(number):
@@ -548,7 +554,24 @@ class _Audit:
             unresolved_examples=list(self.examples["unresolved"]),
             failed_applied_examples=list(self.examples["failed_applied"]),
             duplicated_examples=list(self.examples["duplicated"]),
+            listing=self._listing_figures(),
         )
+
+    def _listing_figures(self) -> dict[str, Any] | None:
+        listed = self.listed
+        if listed is None or self.scan_url is None:
+            return None
+        problem = self.scan_problem
+        if problem is None and not self.scan_complete:
+            problem = self.reason or "the listing was not read"
+        return {
+            "url": self.scan_url,
+            "pages": self.scan_pages,
+            "records": listed.listed,
+            "complete": self.scan_complete,
+            "verified": self.listed_verified,
+            "problem": problem,
+        }
 
     # -- any thread ----------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from stackprobe.report.fmt import (
     format_percent,
     format_ratio,
     format_t,
+    listing_text,
     oom_counts_disagree,
     short_worker_id,
     trend_growth,
@@ -225,6 +226,8 @@ def _writes_rows(report: Report, table: Table) -> None:
             f"{format_count(writes.failed_applied)} found written", "bold red" if writes.failed_applied else ""
         )
         table.add_row("refused writes", refused)
+    if writes.listing is not None:
+        table.add_row("read back", listing_text(writes), style="" if writes.listing.complete else "yellow")
     for label, examples in (
         ("lost, e.g.", writes.lost_examples),
         ("unverified, e.g.", writes.unverified_examples),

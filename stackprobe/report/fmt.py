@@ -13,6 +13,7 @@ from stackprobe.report.model import (
     Report,
     SloCheck,
     StepSearch,
+    Writes,
 )
 
 NA = "n/a"
@@ -340,3 +341,14 @@ def describe_fault_outcome(fault: FaultRecord) -> str:
         if recovery.summary:
             parts.append(recovery.summary)
     return "; ".join(parts)
+
+
+def listing_text(writes: Writes) -> str:
+    """Say how the writes were read back through the declared listing (writes.listing must not be None)."""
+    listing = writes.listing
+    assert listing is not None
+    read = f"{format_count(listing.records)} records in {format_count(listing.pages)} pages of {listing.url}"
+    alone = (writes.acknowledged or 0) - listing.verified
+    if not listing.complete:
+        return f"{read}, not read whole ({listing.problem}): every write read back alone"
+    return f"{format_count(listing.verified)} verified on the listing ({read}), {format_count(alone)} read back alone"

@@ -267,6 +267,24 @@ class Event:
 
 
 @dataclass(kw_only=True)
+class Listing:
+    """How the audit read the writes through the listing the write log declares (its "scan" line).
+
+    url: the listing's first page. pages, records: what the audit read of it. complete: it read every page
+    (to a null `next`); otherwise problem says why not, and every write was read back alone. verified: the
+    acknowledged writes verified on the listing's word (their record as acknowledged, the only one of their
+    name); the rest of the audit's verified were read back alone, at their lookup or location.
+    """
+
+    url: str
+    pages: int
+    records: int
+    complete: bool
+    verified: int
+    problem: str | None = None
+
+
+@dataclass(kw_only=True)
 class Writes:
     """The audit of the load's writes, in Jepsen's terms; counts are None when the load logged none.
 
@@ -278,6 +296,8 @@ class Writes:
     failed: creates definitely refused; failed_applied of them were found written all the same.
     duplicated: writes whose name the service holds more than once. The new counts are None in a report
     from an audit that did not make them (a log in the first format has no invokes to settle).
+    listing: how the writes were read through the listing the log declares; None when it declares none
+    (each write was then read back alone).
     """
 
     applicable: bool = False
@@ -298,6 +318,7 @@ class Writes:
     unresolved_examples: list[str] = field(default_factory=list)
     failed_applied_examples: list[str] = field(default_factory=list)
     duplicated_examples: list[str] = field(default_factory=list)
+    listing: Listing | None = None
 
 
 @dataclass(kw_only=True)

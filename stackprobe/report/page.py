@@ -29,6 +29,7 @@ from stackprobe.report.fmt import (
     format_t,
     format_trend_slope,
     kernel_peak_source,
+    listing_text,
     oom_counts_disagree,
     trend_growth,
     trend_headline,
@@ -471,6 +472,8 @@ def _writes(report: Report) -> str:
             writes.duplicated,
         )
         parts.append(_table(headers, [[_e(format_count(v)) for v in figures]]))
+    if writes.listing is not None:
+        parts.append(f'<p id="writes-listing">read back: {_e(listing_text(writes))}</p>')
     if writes.gave_up:
         parts.append(f'<p class="unseen">the audit gave up: {_e(writes.gave_up)}</p>')
     for label, examples in (

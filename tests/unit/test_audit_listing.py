@@ -123,6 +123,9 @@ def test_the_listing_verifies_writes_in_pages_and_only_the_doubtful_ones_are_rea
     # 10 records at 3 a page: 4 pages; then the two lost and the duplicated one, each at its lookup.
     assert len(pages) == 4
     assert sorted(alone) == ["/users?name=u4", "/users?name=u7", "/users?name=u9"]
+    assert result.listing == {
+        "url": "/users?limit=3", "pages": 4, "records": 10, "complete": True, "verified": 7, "problem": None,
+    }  # fmt: skip
 
 
 def test_without_a_listing_every_write_is_read_alone(users: _Users, tmp_path: Path) -> None:
@@ -152,6 +155,9 @@ def test_a_listing_that_cannot_be_read_whole_leaves_every_write_to_be_read_alone
     result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 6)]))
     assert (result.acknowledged, result.verified, result.lost, result.unverified) == (5, 5, 0, 0), why
     assert sum(path.startswith("/users?name=") for path in users.paths) == 5, why
+    assert result.listing is not None
+    assert (result.listing["complete"], result.listing["verified"]) == (False, 0), why
+    assert result.listing["problem"].startswith("/users?limit=3: "), why
 
 
 def test_a_listing_cut_short_by_a_failing_page_leaves_its_writes_to_be_read_alone(

@@ -13,6 +13,7 @@ from stackprobe.report.model import (
     Event,
     Failure,
     Limits,
+    Listing,
     Load,
     LocustException,
     Memory,
@@ -375,3 +376,16 @@ def test_summary_shows_duplicates_writes_refused_but_written_and_unresolved_ones
     assert _line(text, "refused writes") == "refused writes 3, 1 found written"
     assert _line(text, "duplicated, e.g.") == "duplicated, e.g. /users/8: 2 records of that name"
     assert _line(text, "refused but written, e.g.") == "refused but written, e.g. 'ada': refused (HTTP 503) but written"
+
+
+def test_summary_says_how_many_writes_the_listing_verified_and_how_many_were_read_alone() -> None:
+    listing = Listing(url="/users?limit=500", pages=31, records=15_120, complete=True, verified=15_118)
+    writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
+    assert _line(_text(Report(writes=writes)), "read back") == (
+        "read back 15,118 verified on the listing (15,120 records in 31 pages of /users?limit=500), 2 read back alone"
+    )
+    listing = Listing(url="/users?limit=500", pages=2, records=1000, complete=False, verified=0, problem="HTTP 500")
+    writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
+    assert _line(_text(Report(writes=writes)), "read back") == (
+        "read back 1,000 records in 2 pages of /users?limit=500, not read whole (HTTP 500): every write read back alone"
+    )

@@ -68,7 +68,7 @@ def test_report_sections_serialise_with_the_contracts_keys() -> None:
     assert list(data["writes"]) == [
         "applicable", "acknowledged", "verified", "lost", "unverified", "lost_examples", "unverified_examples",
         "gave_up", "indeterminate", "recovered", "not_applied", "unresolved", "failed", "failed_applied",
-        "duplicated", "unresolved_examples", "failed_applied_examples", "duplicated_examples",
+        "duplicated", "unresolved_examples", "failed_applied_examples", "duplicated_examples", "listing",
     ]  # fmt: skip
     assert list(data["memory"]) == [
         "peak_bytes", "peak_source", "peak_kernel_bytes", "peak_sampled_bytes", "limit_bytes", "peak_ratio",

@@ -19,6 +19,7 @@ from stackprobe.report.model import (
     Event,
     Failure,
     Limits,
+    Listing,
     LocustException,
     Memory,
     MemoryTrend,
@@ -430,3 +431,11 @@ def test_page_shows_the_indeterminate_refused_and_duplicated_writes(report: Repo
     headers = ["indeterminate", "recovered (applied)", "not applied", "unresolved", "refused", "refused but written"]
     start = texts.index("indeterminate")
     assert texts[start : start + 14] == [*headers, "duplicated", "12", "7", "5", "0", "41", "0", "0"]
+
+
+def test_page_says_how_the_writes_were_read_through_the_listing() -> None:
+    listing = Listing(url="/users?limit=500", pages=31, records=15_120, complete=True, verified=15_118)
+    writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
+    assert _texts(html_page(Report(writes=writes)), "writes-listing") == [
+        "read back: 15,118 verified on the listing (15,120 records in 31 pages of /users?limit=500), 2 read back alone"
+    ]
