@@ -58,6 +58,12 @@ def test_bundled_stack_under_128_mib_passes_with_no_lost_write(run_stackprobe) -
     ]
     assert report["writes"]["acknowledged"] > 0
     assert report["writes"]["lost"] == 0
+    # Every write verified through the listing the locustfile declares: none needed reading back alone.
+    listing = report["writes"]["listing"]
+    assert (listing["url"], listing["complete"], listing["problem"]) == ("/users?limit=500", True, None)
+    assert listing["verified"] == report["writes"]["verified"] == report["writes"]["acknowledged"]
+    assert listing["records"] >= report["writes"]["acknowledged"]
+    assert listing["pages"] == max(1, -(-listing["records"] // 500))  # 500 a page, the last one partial
     assert report["requests"]["failures"] == 0
     assert report["oom_kills"] == report["restarts"] == 0
     assert 0 < report["memory"]["peak_bytes"] < 134217728

@@ -85,6 +85,9 @@ def test_a_service_that_forgets_acknowledged_writes_when_killed_fails_the_run_wi
     # Everything acknowledged before the kill was forgotten: at least those the killer counted are lost.
     assert writes["lost"] >= ACKNOWLEDGED_BEFORE_KILL, writes
     assert writes["verified"] + writes["lost"] == writes["acknowledged"], writes
+    # The listing showed what the service still holds; the writes missing from it were read back alone, and lost.
+    assert writes["listing"]["complete"], writes["listing"]
+    assert writes["listing"]["verified"] == writes["verified"], writes["listing"]
     reasons = run.report["reasons"]
     assert any(r == f"{writes['lost']} of {writes['acknowledged']} acknowledged writes lost" for r in reasons), reasons
 
