@@ -231,3 +231,20 @@ def test_memory_for_a_listed_audit_grows_by_tens_of_bytes_a_write(users: _Users,
         tracemalloc.stop()
     assert (result.acknowledged, result.verified) == (count, count)
     assert peak < 100 * count + 2 * 2**20, f"peak {peak / 2**20:.2f} MiB"
+
+
+def test_a_listing_far_longer_than_the_log_is_abandoned_for_reads_of_each_write(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A table that held many rows before the run: paging through all of them costs more than a read per write.
+    monkeypatch.setattr(audit, "LISTING_PER_WRITE", 2)
+    monkeypatch.setattr(audit, "LISTING_SLACK", 3)
+    _store(users, *[(i, f"u{i}") for i in range(1, 41)])
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(38, "u38"), (39, "u39")]))
+    assert (result.acknowledged, result.verified) == (2, 2)
+    assert result.listing is not None
+    assert (result.listing["pages"], result.listing["complete"], result.listing["verified"]) == (3, False, 0)
+    assert result.listing["problem"] == (
+        "more than 7 records (2 per write to check, plus 3): reading each write alone costs less"
+    )
+    assert sorted(path for path in users.paths if "name=" in path) == ["/users?name=u38", "/users?name=u39"]
