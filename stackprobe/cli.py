@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import math
 import signal
 import sys
 import threading
@@ -133,11 +134,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "-m",
         help="memory limit for the service, e.g. 128m, or per service, e.g. app=128m,db=256m; swap is held equal",
     )
-    limits.add_argument("--cpus", type=float, help="CPU limit for the service, e.g. 0.5")
+    limits.add_argument("--cpus", type=positive_number, help="CPU limit for the service, e.g. 0.5")
     load = run.add_argument_group("load")
     load.add_argument(
         "--rate",
-        type=float,
+        type=positive_number,
         help="open model: arrivals per second (one arrival = one task run, started on schedule whether or not "
         "earlier ones have answered; latency counted from when it was due); default: the closed model (--users)",
     )
@@ -148,7 +149,10 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="peak number of Locust users; with --rate, the pool (default: 20; max(20, rate))",
     )
     load.add_argument(
-        "--spawn-rate", "-r", type=float, help="users started per second (default: 10; with --rate, the pool at once)"
+        "--spawn-rate",
+        "-r",
+        type=positive_number,
+        help="users started per second (default: 10; with --rate, the pool at once)",
     )
     load.add_argument("--duration", "-t", default="60s", help="length of the load, e.g. 60s, 5m (default: 60s)")
     load.add_argument(
@@ -229,6 +233,21 @@ def add_baseline_arguments(run: argparse.ArgumentParser) -> None:
     )
 
 
+def positive_number(text: str) -> float:
+    """argparse type: a finite number above 0 (argparse turns the ArgumentTypeError into exit 2 naming the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text!r}")
+    return value
+
+
+# With --rate and no --users, the pool is max(20, rate) users: past this, say so rather than start them.
+MAX_DEFAULT_POOL = 10_000
+
+
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """Turn parsed `run` flags into a RunSpec, or raise UsageError."""
     compose_files = tuple(args.compose_file or [find_compose_file(Path.cwd())])
@@ -237,6 +256,11 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         raise UsageError(f"no locustfile: neither {Path.cwd() / LOCUSTFILE} nor {locustfile} exists; give --locustfile")
     memory, other_memory = parse_memory_limits(args.memory, args.service) if args.memory else (None, {})
     # With --rate the users are a pool that takes arrivals: big enough for the rate, all started at once.
+    if args.rate and args.users is None and default_pool_size(args.rate) > MAX_DEFAULT_POOL:
+        raise UsageError(
+            f"--rate {args.rate:g} would take a pool of {default_pool_size(args.rate):,} users (max(20, rate)), "
+            f"more than the {MAX_DEFAULT_POOL:,} started without asking: give --users for the pool"
+        )
     users = args.users if args.users is not None else (default_pool_size(args.rate) if args.rate else 20)
     spawn_rate = args.spawn_rate if args.spawn_rate is not None else (float(users) if args.rate else 10.0)
     return RunSpec(

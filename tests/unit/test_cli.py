@@ -53,8 +53,8 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     ("args", "message"),
     [
         (["run", "--url", "notaurl"], "is not a URL"),
-        (["run", "--rate", "0"], "--rate must be"),
         (["run", "--rate", "10", "--shape", "spike"], "do not go together"),
+        (["run", "--rate", "1e9"], "--rate 1e+09 would take a pool of 1,000,000,000 users"),
         (["run", "--out", "/proc/stackprobe-cannot"], "cannot write reports there"),
     ],
 )
@@ -62,6 +62,29 @@ def test_more_usage_errors_exit_2_before_anything_starts(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(args) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--rate", "0"], "argument --rate: must be a finite number above 0, not '0'"),
+        (["run", "--rate", "nan"], "argument --rate: must be a finite number above 0, not 'nan'"),
+        (["run", "--rate", "inf"], "argument --rate: must be a finite number above 0, not 'inf'"),
+        (["run", "--spawn-rate", "-1"], "argument --spawn-rate/-r: must be a finite number above 0, not '-1'"),
+        (["run", "--cpus", "nan"], "argument --cpus: must be a finite number above 0, not 'nan'"),
+        (["sweep", "--memory", "64m,128m", "--rate", "inf"], "argument --rate: must be a finite number above 0"),
+        (["run", "--rate", "fast"], "argument --rate: not a number: 'fast'"),
+    ],
+)
+def test_numbers_that_are_not_finite_and_above_0_are_refused_by_the_parser(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
