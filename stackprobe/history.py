@@ -27,10 +27,12 @@ read back several times faster than JSON (a 60-s load writes some 30k lines).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
 import marshal
+import math
 import os
 import struct
 import tempfile
@@ -121,6 +123,27 @@ def _time(record: dict[str, Any]) -> Any:
     return record["time"]
 
 
+def wall(moment: float) -> str:
+    """Return a Unix time in seconds as UTC ISO 8601 to the microsecond, "2026-11-30T09:00:00.001250Z".
+
+    The text of datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds") with "Z" for
+    "+00:00", microseconds rounded half to even as fromtimestamp rounds them; the part down to the second
+    is formatted once per second (a history has thousands of events a second).
+    """
+    if not (math.isfinite(moment) and moment >= 0):
+        return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    second = int(moment)
+    micro = round((moment - second) * 1e6)  # round(): half to even, as fromtimestamp
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    return f"{_second(second)}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def _events(records: Iterator[dict[str, Any]], start: float) -> Iterator[dict[str, Any]]:
     """Turn write-log records, in time order, into history events with Jepsen's index and processes."""
     numbers = itertools.count()
@@ -140,7 +163,7 @@ def _events(records: Iterator[dict[str, Any]], start: float) -> Iterator[dict[st
             "process": process,
             "time": round((moment - start) * 1e9),
             "t": round(moment - start, 6),
-            "wall": datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "wall": wall(moment),
             "value": {"name": record.get("name"), "id": ident},
         }
         if kind != "invoke":

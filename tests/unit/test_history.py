@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stackprobe.history import write_history
+from stackprobe.history import wall, write_history
 
 START = 1_764_493_200.0  # the load's start, Unix seconds
 
@@ -165,3 +166,24 @@ def test_memory_stays_flat_for_a_long_log(tmp_path: Path) -> None:
     assert summary is not None
     assert summary.events["invoke"] == 2_000
     assert peak < 1 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        START,
+        START + 0.0000005,  # half a microsecond: rounded to even, as datetime rounds it
+        START + 0.0000015,
+        START + 0.9999995,  # rounds up into the next second
+        START + 0.9999994,
+        1_796_039_365.88455,
+        1_796_039_365.0000005,
+        0.0,
+        0.5e-6,
+        2.5e-6,
+        -1.25,  # before 1970: datetime's own text
+    ],
+)
+def test_the_wall_time_is_datetimes_own_text_to_the_microsecond(moment: float) -> None:
+    expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert wall(moment) == expected
