@@ -673,15 +673,19 @@ def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console:
         TimeElapsedColumn(),
         TextColumn("{task.fields[memory]}"),
     )
-    # Redrawn at each of the load's ticks (every 0.5 s) rather than by a thread of its own; not at all where
-    # nothing would be shown (not a terminal: the bar is transient).
-    with Progress(
-        *columns, console=console, transient=True, auto_refresh=False, disable=not _is_live(console)
-    ) as progress:
+    if not _is_live(console):
+        return run_load(plan)  # the bar is transient: outside a terminal it would never show
+    # Redrawn when the elapsed second changes (as shown, and as often as the memory is sampled) from the
+    # load's ticks, rather than ten times a second by a thread of its own: each redraw costs a few ms.
+    with Progress(*columns, console=console, transient=True, auto_refresh=False) as progress:
         label = f"Locust {plan.shape or 'no shape'}, {plan.users} users"
         task = progress.add_task(label, total=plan.duration_s, memory="")
+        shown = [-1]
 
         def tick(elapsed: float) -> None:
+            if int(elapsed) == shown[0]:
+                return
+            shown[0] = int(elapsed)
             snapshot = watcher.latest().get(service)
             memory = ""
             if snapshot is not None:
