@@ -47,6 +47,8 @@ _TYPES = ("invoke", "ok", "fail", "info")
 _LENGTH = struct.Struct("<I")
 # json.dumps(..., ensure_ascii=False) makes an encoder per call; one made once writes the same text.
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+# How that encoder writes a string (json.encoder's C function where there is one).
+_STRING = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
                 merged = heapq.merge(*(_records(run) for run in runs.values()), key=_time)
                 for event in _events(merged, start):
                     events[event["type"]] += 1
-                    out.write(_ENCODE(event) + "\n")
+                    out.write(_line(event))
             os.replace(partial, target)
         finally:
             for run in runs.values():
@@ -121,6 +123,38 @@ def _records(run: IO[bytes]) -> Iterator[dict[str, Any]]:
 
 def _time(record: dict[str, Any]) -> Any:
     return record["time"]
+
+
+def _line(event: dict[str, Any]) -> str:
+    """Return json.dumps(event, ensure_ascii=False) and a newline, for an event as _events makes it.
+
+    The same text as json's, written from the event's known keys in their order, in half the time: index,
+    process and time are ints, type one of _TYPES, t a finite float (time, from the same float, would not
+    have converted otherwise) and wall ASCII; the other values are whatever the write log held.
+    """
+    value = event["value"]
+    text = (
+        f'{{"index": {event["index"]}, "type": "{event["type"]}", "f": {_json(event["f"])}, '
+        f'"process": {event["process"]}, "time": {event["time"]}, "t": {float.__repr__(event["t"])}, '
+        f'"wall": "{event["wall"]}", "value": {{"name": {_json(value["name"])}, "id": {_json(value["id"])}}}'
+    )
+    if "status" in event:
+        text += f', "status": {_json(event["status"])}'
+    if "error" in event:
+        text += f', "error": {_json(event["error"])}'
+    return text + "}\n"
+
+
+def _json(value: Any) -> str:
+    """Return a value's JSON text as _ENCODE writes it, with the write log's usual str, int and None quickly."""
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODE(value)
 
 
 def wall(moment: float) -> str:
