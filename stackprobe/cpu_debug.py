@@ -4,7 +4,9 @@ A debugging aid for `cost.prober_cpu_seconds` (the process's getrusage from the 
 where those seconds went. Each thread's CPU is its own clock (CLOCK_THREAD_CPUTIME_ID, nanoseconds):
 read by the thread itself as it ends, so threads that end before the report (the audit's, the watch's, a
 status spinner's) are counted whole, and read through pthread_getcpuclockid for those still alive. The
-main thread's CPU is also split into the run's phases. Off by default: nothing is patched or read then.
+main thread's CPU is also split into the run's phases. A thread that was already running when the run
+began (none in a `stackprobe run`) counts with its whole life. Off by default: nothing is patched or read
+then.
 """
 
 from __future__ import annotations
