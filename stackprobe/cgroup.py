@@ -21,8 +21,9 @@ cgroup-v2.rst):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ CGROUP_SOURCE_HOST = "host"
 UNLIMITED_FLOOR = 2**62
 # Exit codes of an exec whose program could not run at all (126: not executable, 127: not found).
 _EXEC_CANNOT_RUN = {126, 127}
+# One read of a cgroup file; the kernel hands a small file over whole, a larger one (cgroup.procs) in pieces.
+_READ_BYTES = 65536
 
 # Read a file of the container's cgroup, given its path relative to the cgroup mount; None if unreadable.
 FileReader = Callable[[str], str | None]
@@ -198,6 +201,8 @@ class HostCgroup:
     controllers: Mapping[str, str]
     version: int
     host_root: Path = Path("/")
+    # Each file's path as read() opens it, found once: the watch reads the same few files every 0.5 s.
+    _paths: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def path(self, relative: str) -> Path | None:
         """Return the host path of a file given relative to the cgroup mount, or None if not in this cgroup."""
@@ -214,13 +219,27 @@ class HostCgroup:
 
     def read(self, relative: str) -> str | None:
         """Return a cgroup file's text, or None when it is absent or unreadable (the cgroup went away)."""
-        path = self.path(relative)
+        try:
+            path = self._paths[relative]
+        except KeyError:
+            found = self.path(relative)
+            path = self._paths[relative] = None if found is None else str(found)
         if path is None:
             return None
+        # os.open and os.read rather than Path.read_text: a tenth of the CPU for these small files.
         try:
-            return path.read_text()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, _READ_BYTES):
+                chunks.append(chunk)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def write(self, relative: str, text: str) -> str | None:
         """Write a cgroup file; return None on success, else why it failed."""

@@ -21,14 +21,20 @@ treats it as info, as Jepsen's do. The JSON Schema is stackprobe/report/history.
 The load's write log (loadtests/_write_log.py) holds the same events as each Locust process recorded
 them: each process's lines in order, batches of several processes interleaved. write_history merges
 them by time without holding the log in memory: one temporary file per process, then a k-way merge.
+Each line is decoded once; the temporary files hold the decoded records in `marshal`'s format, which is
+read back several times faster than JSON (a 60-s load writes some 30k lines).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
+import marshal
+import math
 import os
+import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +43,12 @@ from pathlib import Path
 from typing import IO, Any
 
 _TYPES = ("invoke", "ok", "fail", "info")
+# A record in the temporary files: its length (4 bytes, little-endian), then marshal.dumps of it.
+_LENGTH = struct.Struct("<I")
+# json.dumps(..., ensure_ascii=False) makes an encoder per call; one made once writes the same text.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+# How that encoder writes a string (json.encoder's C function where there is one).
+_STRING = json.encoder.encode_basestring
 
 
 @dataclass(frozen=True)
@@ -65,14 +77,14 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
     events = dict.fromkeys(_TYPES, 0)
     skipped = 0
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".history-") as scratch:
-        runs: dict[str, IO[str]] = {}
+        runs: dict[str, IO[bytes]] = {}
         try:
             with write_log.open("rb") as log:
                 for number, line in enumerate(log, start=1):
                     if not line.strip():
                         continue
                     try:
-                        record = json.loads(line)
+                        record = json.loads(line.decode("utf-8"))
                         kind, moment = record.get("type"), record.get("time")
                     except (ValueError, AttributeError):
                         raise ValueError(f"{write_log}:{number}: not a write record") from None
@@ -85,18 +97,17 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
                     source = str(record.get("op", "")).split("-", 1)[0]
                     run = runs.get(source)
                     if run is None:
-                        run = runs[source] = open(  # noqa: SIM115 - closed in the finally below
-                            Path(scratch) / f"{len(runs)}.jsonl", "w+", encoding="utf-8"
-                        )
-                    run.write(line.decode("utf-8").rstrip("\r\n") + "\n")
+                        run = runs[source] = open(Path(scratch) / f"{len(runs)}.marshal", "w+b")  # noqa: SIM115 - closed in the finally below
+                    blob = marshal.dumps(record)
+                    run.write(_LENGTH.pack(len(blob)) + blob)
             for run in runs.values():
                 run.seek(0)
             partial = target.with_name(f".{target.name}.partial")
             with partial.open("w", encoding="utf-8") as out:
-                merged = heapq.merge(*(_records(run) for run in runs.values()), key=lambda record: record["time"])
+                merged = heapq.merge(*(_records(run) for run in runs.values()), key=_time)
                 for event in _events(merged, start):
                     events[event["type"]] += 1
-                    out.write(json.dumps(event, ensure_ascii=False) + "\n")
+                    out.write(_line(event))
             os.replace(partial, target)
         finally:
             for run in runs.values():
@@ -104,9 +115,69 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
     return HistorySummary(path=target, events=events, skipped=skipped)
 
 
-def _records(run: IO[str]) -> Iterator[dict[str, Any]]:
-    for line in run:
-        yield json.loads(line)
+def _records(run: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Read back the records written to `run` (each its length, then marshal.dumps of it), in order."""
+    # marshal.load on a file reads it a few bytes at a time; one read per record and marshal.loads do not.
+    while header := run.read(_LENGTH.size):
+        (length,) = _LENGTH.unpack(header)
+        yield marshal.loads(run.read(length))
+
+
+def _time(record: dict[str, Any]) -> Any:
+    return record["time"]
+
+
+def _line(event: dict[str, Any]) -> str:
+    """Return json.dumps(event, ensure_ascii=False) and a newline, for an event as _events makes it.
+
+    The same text as json's, written from the event's known keys in their order, in half the time: index,
+    process and time are ints, type one of _TYPES, t a finite float (time, from the same float, would not
+    have converted otherwise) and wall ASCII; the other values are whatever the write log held.
+    """
+    value = event["value"]
+    text = (
+        f'{{"index": {event["index"]}, "type": "{event["type"]}", "f": {_json(event["f"])}, '
+        f'"process": {event["process"]}, "time": {event["time"]}, "t": {float.__repr__(event["t"])}, '
+        f'"wall": "{event["wall"]}", "value": {{"name": {_json(value["name"])}, "id": {_json(value["id"])}}}'
+    )
+    if "status" in event:
+        text += f', "status": {_json(event["status"])}'
+    if "error" in event:
+        text += f', "error": {_json(event["error"])}'
+    return text + "}\n"
+
+
+def _json(value: Any) -> str:
+    """Return a value's JSON text as _ENCODE writes it, with the write log's usual str, int and None quickly."""
+    kind = type(value)
+    if kind is str:
+        return _STRING(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODE(value)
+
+
+def wall(moment: float) -> str:
+    """Return a Unix time in seconds as UTC ISO 8601 to the microsecond, "2026-11-30T09:00:00.001250Z".
+
+    The text of datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds") with "Z" for
+    "+00:00", microseconds rounded half to even as fromtimestamp rounds them; the part down to the second
+    is formatted once per second (a history has thousands of events a second).
+    """
+    if not (math.isfinite(moment) and moment >= 0):
+        return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    second = int(moment)
+    micro = round((moment - second) * 1e6)  # round(): half to even, as fromtimestamp
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    return f"{_second(second)}.{micro:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _events(records: Iterator[dict[str, Any]], start: float) -> Iterator[dict[str, Any]]:
@@ -128,7 +199,7 @@ def _events(records: Iterator[dict[str, Any]], start: float) -> Iterator[dict[st
             "process": process,
             "time": round((moment - start) * 1e9),
             "t": round(moment - start, 6),
-            "wall": datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "wall": wall(moment),
             "value": {"name": record.get("name"), "id": ident},
         }
         if kind != "invoke":

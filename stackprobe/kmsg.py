@@ -17,6 +17,7 @@ is set) and the engine on this host; elsewhere the log is simply not available.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -27,7 +28,9 @@ from dataclasses import dataclass
 KMSG = "/dev/kmsg"
 # One record is at most about 8 KiB (the kernel's CONSOLE_EXT_LOG_MAX).
 _RECORD_BYTES = 8192
-_POLL_S = 0.2
+# How long stop() waits for the thread, which it wakes through a pipe (the thread sleeps until a record
+# comes or stop() writes to the pipe: no periodic wake-ups).
+_JOIN_S = 1.4
 _OOM_KILL = re.compile(r"oom-kill:.*?\btask_memcg=(?P<memcg>[^,\s]*).*?\bpid=(?P<pid>\d+)")
 
 
@@ -67,6 +70,8 @@ class KernelLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fd: int | None = None
+        # stop() writes a byte to the pipe's second end to wake the thread blocked in select() on the first.
+        self._wake: tuple[int, int] | None = None
         self.error: str | None = None
 
     @property
@@ -88,17 +93,25 @@ class KernelLog:
             self.error = f"{self._path}: {exc.strerror or exc}"
             return
         self._fd = fd
+        self._wake = os.pipe()
         self._thread = threading.Thread(target=self._follow, name="stackprobe-kmsg", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Read what is left, end the thread and close the log. Safe to call twice."""
         self._stop.set()
+        if self._wake is not None:
+            with contextlib.suppress(OSError):  # a closed pipe: the thread has ended already
+                os.write(self._wake[1], b"x")
         if self._thread is not None:
-            self._thread.join(2 * _POLL_S + 1)
+            self._thread.join(_JOIN_S)
         if self._fd is not None and (self._thread is None or not self._thread.is_alive()):
             os.close(self._fd)
             self._fd = None
+            if self._wake is not None:
+                for end in self._wake:
+                    os.close(end)
+                self._wake = None
 
     def kills_for(self, container_id: str) -> list[float]:
         """Return the times (CLOCK_MONOTONIC seconds) of the OOM kills charged to that container's cgroup."""
@@ -107,9 +120,10 @@ class KernelLog:
 
     def _follow(self) -> None:
         assert self._fd is not None
+        assert self._wake is not None
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._fd], [], [], _POLL_S)
-            if ready:
+            ready, _, _ = select.select([self._fd, self._wake[0]], [], [])
+            if self._fd in ready:
                 self._drain()
         if self.error is None:
             self._drain()  # what was logged up to the stop

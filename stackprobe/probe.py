@@ -6,7 +6,7 @@ import http.client
 import resource
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from stackprobe import __version__
+from stackprobe import __version__, cpu_debug
 from stackprobe.audit import AuditResult, audit_write_log, writes_section
 from stackprobe.compose_model import Access, AccessError, plan_access, service_profiles, shared_volumes
 from stackprobe.faults import FaultExecutor, FaultOutcome, fault_records
@@ -73,6 +73,11 @@ IDLE_SAMPLE_TIMEOUT_S = 5.0
 REPORT_FILES = ("report.json", "report.html")
 # A target without a healthcheck is loaded only once its URL answers (any HTTP status), within this bound.
 URL_WAIT_S = 60.0
+# The live lines on a terminal are redrawn by a thread of rich's at this rate (rich's defaults, 12.5 a second
+# for a spinner and 10 for a progress bar, cost the prober about 2 % of a core over a run). The spinner turns
+# one frame per redraw: SPINNER_SPEED of its own 80-ms frames.
+STATUS_REFRESH_PER_S = 5.0
+SPINNER_SPEED = 0.4
 
 
 class SetupError(RuntimeError):
@@ -164,7 +169,10 @@ def run_probe(spec: RunSpec, console: Console, teardowns: list[Teardown] | None 
             },
         }
         _compose_model(stack)  # Compose checks the override against the user's file before anything starts
-        return _run(spec, stack, client, target, console, teardowns)
+        try:
+            return _run(spec, stack, client, target, console, teardowns)
+        finally:
+            cpu_debug.finish()  # STACKPROBE_DEBUG_CPU: where the prober's own CPU went
 
 
 def _memory_limits(spec: RunSpec, services: Mapping[str, Any], target: _Target) -> dict[str, int | None]:
@@ -272,6 +280,7 @@ def _run(
 ) -> Report:
     started_at = datetime.now(UTC)
     cpu_before = _own_cpu_seconds()
+    cpu_debug.begin("watch start, stack up")
     spec.out.mkdir(parents=True, exist_ok=True)
     seen = _Observed()
     # Watching starts before `up`: an OOM kill or an exit while the stack starts is part of the run.
@@ -279,7 +288,7 @@ def _run(
     watcher.start()
     try:
         try:
-            with console.status(f"Starting {', '.join(map(str, spec.compose_files))} as project {stack.project} …"):
+            with _status(console, f"Starting {', '.join(map(str, spec.compose_files))} as project {stack.project} …"):
                 stack.up(build=spec.build, wait_timeout=spec.wait_timeout_s)
         except ComposeError as exc:
             seen.startup_failure = exc
@@ -292,9 +301,12 @@ def _run(
         # The watch runs through the audit, and stops (with a grace for late events) before the teardown;
         # a second Ctrl-C while it stops must not skip the teardown.
         try:
+            cpu_debug.phase("watch stop")
             watch = watcher.stop()
         finally:
+            cpu_debug.phase("teardown")
             _tear_down(spec, stack, console, teardowns)
+            cpu_debug.phase("report")
     if seen.startup_failure is not None and not _died_while_starting(watch, spec.service):
         raise SetupError(str(seen.startup_failure))
     report = _build_report(
@@ -306,6 +318,7 @@ def _run(
         started_at=started_at,
         prober_cpu_seconds=_own_cpu_seconds() - cpu_before,
     )
+    cpu_debug.phase("render")
     if spec.after_report is not None:
         spec.after_report(report)
     render_json(report, spec.out / "report.json")
@@ -329,7 +342,7 @@ def _load_and_audit(
     if spec.url is not None or not target.has_healthcheck:
         # Compose's --wait only knows "running" without a healthcheck: load sent before the service listens
         # would fail with "connection refused" and blame the service.
-        with console.status(f"Waiting for {url} to answer …"):
+        with _status(console, f"Waiting for {url} to answer …"):
             wait_until_answers(url)
     seen.applied = applied = read_applied_limits(client, stack.container_ids(spec.service)[0])
     for name in spec.other_memory:
@@ -355,7 +368,9 @@ def _load_and_audit(
     if plan.remote_workers:
         command = plan.remote_worker_command()
         console.print(f"Waiting for {plan.remote_workers} Locust workers from elsewhere: {command}", markup=False)
+    cpu_debug.phase("idle samples")
     watcher.wait_for_samples(IDLE_SAMPLE_TIMEOUT_S)
+    cpu_debug.phase("load")
     seen.load_wall_start = time.time()
     watcher.mark_load_start()
     if not spec.faults:
@@ -376,8 +391,10 @@ def _load_and_audit(
             seen.faults = executor.stop("interrupted")
             raise
         seen.faults = executor.stop("load end")
-    with console.status("Auditing acknowledged writes …"):
+    cpu_debug.phase("audit")
+    with _status(console, "Auditing acknowledged writes …"):
         seen.audit = audit_write_log(url, plan.write_log)
+    cpu_debug.phase("history")
     if seen.load_wall_start is not None:
         try:
             write_history(plan.write_log, plan.history, start=seen.load_wall_start)
@@ -410,7 +427,7 @@ def _tear_down(spec: RunSpec, stack: Stack, console: Console, teardowns: list[Te
         )
         return
     try:
-        with console.status("Tearing the stack down …"):
+        with _status(console, "Tearing the stack down …"):
             stack.down()
     finally:
         # A Ctrl-C held during the teardown is raised by down() once it ended: its outcome is known anyway.
@@ -656,20 +673,43 @@ def _load_with_progress(plan: LoadPlan, watcher: Watcher, service: str, console:
         TimeElapsedColumn(),
         TextColumn("{task.fields[memory]}"),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    if not _is_live(console):
+        return run_load(plan)  # the bar is transient: outside a terminal it would never show
+    # Redrawn when the elapsed second changes (as shown, and as often as the memory is sampled) from the
+    # load's ticks, rather than ten times a second by a thread of its own: each redraw costs a few ms.
+    with Progress(*columns, console=console, transient=True, auto_refresh=False) as progress:
         label = f"Locust {plan.shape or 'no shape'}, {plan.users} users"
         task = progress.add_task(label, total=plan.duration_s, memory="")
+        shown = [-1]
 
         def tick(elapsed: float) -> None:
+            if int(elapsed) == shown[0]:
+                return
+            shown[0] = int(elapsed)
             snapshot = watcher.latest().get(service)
             memory = ""
             if snapshot is not None:
                 memory = f"{service} {format_bytes(snapshot.memory_bytes)}"
                 if snapshot.limit_bytes:
                     memory += f" of {format_bytes(snapshot.limit_bytes)}"
-            progress.update(task, completed=min(elapsed, plan.duration_s), memory=memory)
+            progress.update(task, completed=min(elapsed, plan.duration_s), memory=memory, refresh=True)
 
         return run_load(plan, on_tick=tick)
+
+
+def _is_live(console: Console) -> bool:
+    """Tell whether the console shows live lines (a spinner, a progress bar): a terminal that is not dumb."""
+    return console.is_terminal and not console.is_dumb_terminal
+
+
+def _status(console: Console, text: str) -> AbstractContextManager[object]:
+    """Show a spinner with `text` while the block runs, on a terminal; elsewhere (a file, a CI log) nothing.
+
+    rich's status is transient, so it never shows outside a terminal; skipping it there spares its thread.
+    """
+    if not _is_live(console):
+        return nullcontext()
+    return console.status(text, speed=SPINNER_SPEED, refresh_per_second=STATUS_REFRESH_PER_S)
 
 
 def _describe_applied(applied: AppliedLimits) -> str:

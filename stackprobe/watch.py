@@ -8,7 +8,8 @@ Three sources, each named wherever its figures are reported:
 - the container's cgroup, read by one thread for every container: every 0.5 s from the engine host's
   cgroup tree, at once and then every 5 ms for 0.1 s after an `oom` event, at a `start` event and once
   more at stop (by `cat` inside the container when that tree is not visible: every 2 s, and at an event
-  no sooner than 0.5 s after the last reading). It gives the kernel's own high-water mark (v1
+  no sooner than 0.5 s after the last reading); a reading due within 0.1 s is made with one due now, so
+  that the containers share a wake-up of the thread. It gives the kernel's own high-water mark (v1
   memory.max_usage_in_bytes, reset when the load starts; v2 memory.peak, page cache included in both), its
   count of OOM kills (oom_kill) and whether the cgroup is frozen at its limit (v1 under_oom);
 - the engine's event stream, one thread: oom, die, start and restart events. At stop a second stream,
@@ -60,6 +61,9 @@ _SIGKILL_EXIT = 137
 # by `cat` inside the container (an exec each, tens of milliseconds of the engine's time).
 POLL_S = 0.5
 EXEC_POLL_S = 2.0
+# A reading due this soon is made with one due now, so the containers' readings fall into one wake-up of
+# the poller (each wake-up costs as much CPU as the reading): a reading comes at most this much early.
+ALIGN_S = 0.1
 # An event asks for an exec reading at once, but never sooner than this after the last one (an OOM storm
 # sends hundreds of oom events a second).
 EXEC_MIN_GAP_S = 0.5
@@ -1101,8 +1105,9 @@ class Watcher:
                     now = time.monotonic()
                     with self._lock:
                         tracked = list(self._tracked.values())
-                    due = [t for t in tracked if t.cgroup.resolve_wanted or t.cgroup.next_at <= now]
-                    if not due:
+                    if any(t.cgroup.resolve_wanted or t.cgroup.next_at <= now for t in tracked):
+                        due = [t for t in tracked if t.cgroup.resolve_wanted or t.cgroup.next_at <= now + ALIGN_S]
+                    else:
                         wake = min((t.cgroup.next_at for t in tracked), default=now + POLL_S)
                         self._poll.wait(max(0.0005, min(wake - now, POLL_S)))
                         continue

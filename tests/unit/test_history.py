@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from stackprobe.history import write_history
+from stackprobe.history import wall, write_history
 
 START = 1_764_493_200.0  # the load's start, Unix seconds
 
@@ -173,3 +174,47 @@ def test_the_listing_a_log_declares_is_no_operation_and_not_skipped(tmp_path: Pa
     summary = write_history(log, tmp_path / "history.jsonl", start=START)
     assert summary is not None
     assert (summary.skipped, summary.events) == (0, {"invoke": 1, "ok": 0, "fail": 0, "info": 0})
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        START,
+        START + 0.0000005,  # half a microsecond: rounded to even, as datetime rounds it
+        START + 0.0000015,
+        START + 0.9999995,  # rounds up into the next second
+        START + 0.9999994,
+        1_796_039_365.88455,
+        1_796_039_365.0000005,
+        0.0,
+        0.5e-6,
+        2.5e-6,
+        -1.25,  # before 1970: datetime's own text
+    ],
+)
+def test_the_wall_time_is_datetimes_own_text_to_the_microsecond(moment: float) -> None:
+    expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert wall(moment) == expected
+
+
+def test_each_line_is_the_text_json_dumps_writes_whatever_the_values(tmp_path: Path) -> None:
+    odd = 'quote " backslash \\ newline \n tab \t bell \x07 é 李 \u2028'
+    log = _log(
+        tmp_path,
+        [
+            _op("invoke", "9-1", "9-1", 0.001, odd),
+            _op("ok", "9-1", "9-1", 0.002, odd, status=True, expect={"id": 10**30}),
+            {**_op("invoke", "9-2", "9-2", 0.003, "n"), "f": {"nested": [1, 2.5, None]}, "name": None},
+            _op("info", "9-2", "9-2", 0.004, "n", status=False, error=odd, expect={"id": 2.5}),
+            _op("fail", "9-3", "9-3", 0.005, "m", error=None, status=503),
+        ],
+    )
+    summary = write_history(log, tmp_path / "history.jsonl", start=START)
+    assert summary is not None
+    # One object a "\n" line (json leaves U+2028 as it is, which str.splitlines would split on).
+    lines = summary.path.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+    assert len(lines) == 5
+    for line in lines:
+        assert line == json.dumps(json.loads(line), ensure_ascii=False)
+    assert json.loads(lines[1])["status"] is True
+    assert json.loads(lines[3])["error"] == odd
