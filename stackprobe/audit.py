@@ -44,7 +44,6 @@ import base64
 import contextlib
 import email.utils
 import http.client
-import json
 import queue
 import re
 import socket
@@ -61,7 +60,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import orjson
+from stackprobe.fastjson import loads
 
 # Per socket operation (connect, each read): a read that hangs longer fails and may be retried. Stopping
 # does not wait for it: the sockets are shut down to wake the reads. A write whose reads all hang takes
@@ -853,7 +852,7 @@ class _LogReader:
         offset: where the line starts in the log (bytes), kept for an invoke so the write can be read again.
         """
         try:
-            return self._settle(_loads(line), offset)
+            return self._settle(loads(line), offset)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             text = line.decode("utf-8", "replace").rstrip("\r\n")[:120]
             raise ValueError(f"{self.path}:{number}: not a write record ({exc}): {text}") from None
@@ -861,7 +860,7 @@ class _LogReader:
     def skim(self, line: bytes) -> Write | None:
         """As read, for a line the audit will not look at: a line that is no write record counts as one."""
         try:
-            return self._settle(_loads(line), -1)
+            return self._settle(loads(line), -1)
         except (ValueError, KeyError, TypeError, AttributeError):
             return Write("ok", "(a line that is not a write record)", {})
 
@@ -870,11 +869,11 @@ class _LogReader:
         lookup = name = None
         if invoked_at >= 0:
             log.seek(invoked_at)
-            invoke = _loads(log.readline())
+            invoke = loads(log.readline())
             lookup, name = invoke.get("lookup"), invoke.get("name")
             lookup, name = (None if lookup is None else str(lookup)), _text(name)
         log.seek(ok_at)
-        record = _loads(log.readline())
+        record = loads(log.readline())
         if record.get("type") is None:
             return Write("ok", str(record["location"]), dict(record.get("expect", {})))
         name = _text(record.get("name")) if name is None else name
@@ -1048,21 +1047,9 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def _loads(data: bytes) -> Any:
-    """Parse JSON as json.loads does (ValueError when it is none), with orjson where orjson can.
-
-    The audit parses every line of the write log and every page of a listing: orjson does that several times
-    faster. It refuses what json takes (NaN, Infinity, integers past 64 bits), so those go to json.
-    """
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
-
-
 def _json_or_none(body: bytes) -> Any:
     try:
-        return _loads(body)
+        return loads(body)
     except ValueError:
         return None
 
@@ -1082,7 +1069,7 @@ def _classify(audit: _Audit, write: Write, status: int, body: bytes) -> None:
         audit.record_unsettled(write, f"{location}: HTTP {status}")
         return
     try:
-        record = _loads(body)
+        record = loads(body)
     except ValueError:
         audit.record("lost", f"{location}: body is not JSON")
         return
@@ -1104,7 +1091,7 @@ def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> N
         audit.record_unsettled(write, f"{label}: lookup answered HTTP {status}")
         return
     try:
-        document = _loads(body)
+        document = loads(body)
     except ValueError:
         document = None
     items = document.get("items") if isinstance(document, dict) else document

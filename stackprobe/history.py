@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from stackprobe.fastjson import loads
+
 _TYPES = ("invoke", "ok", "fail", "info")
 # A record in the temporary files: its length (4 bytes, little-endian), then marshal.dumps of it.
 _LENGTH = struct.Struct("<I")
@@ -84,7 +86,7 @@ def write_history(write_log: Path, target: Path, *, start: float) -> HistorySumm
                     if not line.strip():
                         continue
                     try:
-                        record = json.loads(line.decode("utf-8"))
+                        record = loads(line)
                         kind, moment = record.get("type"), record.get("time")
                     except (ValueError, AttributeError):
                         raise ValueError(f"{write_log}:{number}: not a write record") from None
