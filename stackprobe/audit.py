@@ -226,9 +226,10 @@ def audit_write_log(
     about a second when `stop` is set. A KeyboardInterrupt in the calling thread stops the workers within
     about a second too, then propagates.
 
-    Returns AuditResult(applicable=False) when `path` is not a file. Raises ValueError naming file:line
-    for a line that is not a write record (the workers are stopped first), and ValueError for a base_url
-    that is not an http(s) URL or workers < 1.
+    A line that is not a write record (not JSON, an unknown type, a listing declared without a usable url
+    or differently from the first) counts as an acknowledged write the audit could not check: unverified,
+    its example naming file:line. Returns AuditResult(applicable=False) when `path` is not a file. Raises
+    ValueError for a base_url that is not an http(s) URL or workers < 1.
     """
     started = time.monotonic()
     if workers < 1:
@@ -341,7 +342,13 @@ class _Audit:
             at, offset = offset, offset + len(line)
             if not line.strip():
                 continue
-            write = reader.read(line, number, at)
+            try:
+                write = reader.read(line, number, at)
+            except ValueError as exc:
+                # Whatever the line was meant to say, the audit cannot check it: one acknowledged write unverified.
+                self.total["ok"] += 1
+                self.record_unsettled(Write("ok", None, {}), str(exc))
+                continue
             if write is None:
                 continue
             if reader.scan is not None and write.kind == "ok":
@@ -893,7 +900,7 @@ class _LogReader:
             )
             return None
         if kind == "scan":
-            self._declare_scan(str(record["url"]), str(record.get("key", "id")))
+            self._declare_scan(record["url"], record.get("key", "id"))
             return None
         if kind not in _COMPLETIONS:
             raise ValueError(f"unknown type {kind!r}")
@@ -903,7 +910,11 @@ class _LogReader:
             return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
         return Write(kind, None, {}, lookup, name, str(record.get("error", "")))
 
-    def _declare_scan(self, url: str, key: str) -> None:
+    def _declare_scan(self, url: Any, key: Any) -> None:
+        if not isinstance(url, str) or not (url.startswith("/") or _ABSOLUTE.match(url)):
+            raise ValueError(f"a listing's url is a path from / or an http(s) URL, not {url!r}")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a listing's key is the name of a field, not {key!r}")
         # Every process of a distributed load declares the listing once: the same declaration may repeat.
         if self.scan is not None and self.scan != (url, key):
             raise ValueError(f"a second listing {url!r} by {key!r}, after {self.scan[0]!r} by {self.scan[1]!r}")

@@ -189,12 +189,28 @@ def test_stopping_during_the_listing_ends_within_a_second_and_counts_add_up(user
     assert result.unverified_examples[0] == "/users/1: not checked: the audit was stopped"
 
 
-def test_two_different_listings_in_one_log_are_refused_with_the_place(users: _Users, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ({"type": "scan", "url": "/people?limit=9", "key": "id"}, "a second listing '/people?limit=9' by 'id'"),
+        ({"type": "scan", "key": "id"}, "'url'"),
+        ({"type": "scan", "url": 5}, "a listing's url is a path from / or an http(s) URL, not 5"),
+        ({"type": "scan", "url": "items?limit=9"}, "a listing's url is a path from / or an http(s) URL"),
+        ({"type": "scan", "url": "/users?limit=3", "key": ["id"]}, "a listing's key is the name of a field"),
+    ],
+)
+def test_a_listing_declared_wrongly_is_an_unverified_write_named_with_its_place(
+    users: _Users, tmp_path: Path, line: dict[str, object], why: str
+) -> None:
+    # The first, sound declaration stands; the bad line cannot be checked, so the run cannot pass.
+    _store(users, (1, "u1"))
     log = _history(tmp_path / "w.jsonl", [(1, "u1")])
     with log.open("a") as file:
-        file.write(json.dumps({"type": "scan", "url": "/people?limit=9", "key": "id"}) + "\n")
-    with pytest.raises(ValueError, match=r"w.jsonl:4: not a write record \(a second listing '/people\?limit=9'"):
-        audit_write_log(_url(users), log)
+        file.write(json.dumps(line) + "\n")
+    result = audit_write_log(_url(users), log)
+    assert (result.acknowledged, result.verified, result.unverified) == (2, 1, 1)
+    assert result.unverified_examples[0].startswith(f"{log}:4: not a write record ({why}")
+    assert users.paths[0] == "/users?limit=3"
 
 
 def test_the_same_listing_declared_by_every_process_is_one_listing(users: _Users, tmp_path: Path) -> None:
