@@ -44,6 +44,7 @@ import base64
 import contextlib
 import email.utils
 import http.client
+import math
 import queue
 import re
 import socket
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from stackprobe.fastjson import loads
 
@@ -87,6 +88,16 @@ BATCH = 32
 # Listing a record costs the prober ~2 µs of CPU and the service a 500th of a page; a write read alone ~200 µs.
 LISTING_PER_WRITE = 50
 LISTING_SLACK = 100_000
+# The listing may take this share of the audit's deadline; the rest is for the writes read back alone.
+LISTING_SHARE = 0.5
+# A page longer than this is not read (it would be held whole in memory to be parsed).
+MAX_PAGE_BYTES = 16 * 2**20
+# The listing's word is spot-checked: this share of the writes it verified (at least SPOT_CHECK_MIN, evenly
+# spread over the log) is read back alone too. One that reads otherwise (missing, different, its name held
+# twice) means the listing does not show what the service holds (filtered, deduplicated, cached, another
+# replica): the listing is then set aside and every write is read back alone.
+SPOT_CHECK_SHARE = 0.02
+SPOT_CHECK_MIN = 100
 # How often the calling thread looks at the stop event, the deadline and the service's silence.
 TICK_S = 0.1
 # How long stopping waits for the workers before returning (a worker still blocked is a daemon thread
@@ -115,6 +126,7 @@ class Write(NamedTuple):
     lookup: str | None = None
     name: str | None = None
     why: str = ""
+    sample: bool = False
 
     @property
     def label(self) -> str:
@@ -138,7 +150,9 @@ class AuditResult:
         nobody for the unreachable budget, or it was stopped); None when it looked at every write.
     duration_s: wall-clock seconds the audit took.
     listing: None when the log declares no listing; else report.json's writes.listing: {"url", "pages",
-        "records", "complete", "verified" (on the listing's word), "problem" (why it was not read whole)}.
+        "records", "complete", "verified" (on the listing's word), "spot_checked" (of the writes it showed,
+        read back alone too), "spot_check_disagreed" (of those, read otherwise), "problem" (why it did not
+        settle the writes)}.
     """
 
     applicable: bool
@@ -299,6 +313,14 @@ class _Audit:
         self.scan_problem: str | None = None
         self.listed_verified = 0
         self.scan_cap = 0
+        self.scan_until = 0.0
+        # The spot-check of the listing's word: how many writes, how many came back, how many read otherwise.
+        self.local = threading.local()
+        self.sample_total = 0
+        self.sample_done = 0
+        self.sample_disagreed = 0
+        self.sample_example = ""
+        self.samples_done = threading.Event()
         self._unlisted_from = 0
         self._log_read = False
 
@@ -387,11 +409,12 @@ class _Audit:
             # did not show as acknowledged (missing, different, or their name held twice).
             listed.freeze()
             self.scan_cap = LISTING_PER_WRITE * len(listed) + LISTING_SLACK
+            self.scan_until = time.monotonic() + LISTING_SHARE * max(0.0, deadline_at - time.monotonic())
             self.scanner.thread.start()
             while self.scanner.thread.is_alive() and not watch():
                 self.scanner.thread.join(TICK_S)
             if not self.halted.is_set():
-                self._read_back_unlisted(log, reader, queued)
+                self._read_back_unlisted(log, reader, queued, watch)
         if self.halted.is_set():
             self._count_unread(batch, log, reader)
             self._count_unlisted(log, reader)
@@ -407,20 +430,59 @@ class _Audit:
         self.wind_down()
 
     def _read_back_unlisted(
-        self, log: IO[bytes], reader: _LogReader, queued: Callable[[list[Write] | None], bool]
+        self,
+        log: IO[bytes],
+        reader: _LogReader,
+        queued: Callable[[list[Write] | None], bool],
+        watch: Callable[[], bool],
     ) -> None:
-        """Count the writes the listing verified; queue the others to be read back one by one."""
+        """Spot-check the listing's word, count the writes it verified, queue the others to be read alone."""
         listed = self.listed
         assert listed is not None
-        complete = self.scan_complete
-        if complete:
-            verified = sum(map(listed.settled, range(len(listed))))
+        trusted = self.scan_complete
+        if trusted and self.scan_problem is None and listed.listed and not any(listed.seen):
+            self.scan_problem = f"none of its {listed.listed:,} records holds the {listed.key!r} of a write"
+        settled = sum(map(listed.settled, range(len(listed)))) if trusted else 0
+        sampled = bytearray(len(listed))
+        size = min(settled, max(SPOT_CHECK_MIN, math.ceil(SPOT_CHECK_SHARE * settled)))
+        if size:
+            step, pick, rank = settled / size, 0.0, 0
+            batch: list[Write] = []
+            self.sample_total = size
+            for number in range(len(listed)):
+                if not listed.settled(number):
+                    continue
+                if rank == int(pick):
+                    pick += step
+                    sampled[number] = 1
+                    write = reader.reread(log, listed.ok_at[number], listed.invoked_at[number])
+                    batch.append(write._replace(sample=True))
+                    if len(batch) >= BATCH or pick >= settled:
+                        if not queued(batch):
+                            self._count_unchecked_batch(batch)
+                            return
+                        batch = []
+                rank += 1
+            if batch and not queued(batch):
+                self._count_unchecked_batch(batch)
+                return
+            while not self.samples_done.wait(TICK_S):
+                if watch():
+                    return
+            if self.sample_disagreed:
+                trusted = False
+                self.scan_problem = (
+                    f"{self.sample_disagreed} of the {size:,} writes it showed read otherwise alone "
+                    f"(e.g. {self.sample_example})"
+                )
+        if trusted and settled:
+            verified = settled - size
             with self._lock:
                 self.outcomes["verified"] += verified
             self.listed_verified = verified
-        batch: list[Write] = []
+        batch = []
         for number in range(len(listed)):
-            if complete and listed.settled(number):
+            if sampled[number] or (trusted and listed.settled(number)):
                 continue
             batch.append(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]))
             if len(batch) >= BATCH:
@@ -446,20 +508,30 @@ class _Audit:
         for number in range(self._unlisted_from, len(listed)):
             if room <= 0:
                 break
-            if self.scan_complete and listed.settled(number):
+            if self.listed_verified and listed.settled(number):
                 continue
             self._unchecked_example(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]), self.reason)
             room -= 1
 
     def _scan(self) -> None:
-        """In the scanner's thread: read the listing page by page (`next`), matching its records to writes."""
+        """In the scanner's thread: read the listing page by page (`next`), matching its records to writes.
+
+        Sets scan_complete when it read every page; else scan_problem says why not (an error after the tries,
+        a page that is no list of records or over MAX_PAGE_BYTES, a `next` read before or on another server,
+        more records than LISTING_PER_WRITE allows, or its share of the deadline spent).
+        """
         listed, worker = self.listed, self.scanner
         assert listed is not None
         assert self.scan_url is not None
         url: str | None = self.scan_url
+        read: set[str] = set()
         try:
             while url is not None:
-                answer = worker.fetch(url)
+                if time.monotonic() > self.scan_until:
+                    self.scan_problem = f"{url}: not read: the listing's share of the audit's deadline was spent"
+                    return
+                read.add(url)
+                answer = worker.fetch(url, max_bytes=MAX_PAGE_BYTES)
                 if answer is None:
                     return
                 if isinstance(answer, str):
@@ -469,9 +541,12 @@ class _Audit:
                 document = _json_or_none(body) if status == 200 else None
                 items = document.get("items") if isinstance(document, dict) else document
                 following = document.get("next") if isinstance(document, dict) else None
-                if not isinstance(items, list) or not isinstance(following, str | None):
-                    why = f"HTTP {status}" if status != 200 else "no list of records (a list, or `items` and `next`)"
+                if status != 200 or not isinstance(items, list):
+                    why = f"HTTP {status}" if status != 200 else "no list of records (a list, or an `items` list)"
                     self.scan_problem = f"{url}: {why}"
+                    return
+                if not isinstance(following, str | None):
+                    self.scan_problem = f"{url}: its `next` is {following!r}, not a URL or null"
                     return
                 listed.see(items)
                 self.scan_pages += 1
@@ -481,16 +556,38 @@ class _Audit:
                         f"{LISTING_SLACK:,}): reading each write alone costs less"
                     )
                     return
-                if following == url:
-                    self.scan_problem = f"{url}: its `next` is itself"
+                if not following:
+                    break
+                following = self._next_page(url, following)
+                if following is None:
+                    self.scan_problem = f"{url}: its `next` leads to another server: {document.get('next')!r}"
                     return
-                url = following or None
+                if following in read:
+                    self.scan_problem = f"{url}: its `next`, {following}, was read before"
+                    return
+                url = following
             self.scan_complete = True
         except BaseException as exc:
             self.fail(exc)
         finally:
             for connection in worker.connections.values():
                 connection.close()
+
+    def _next_page(self, page: str, following: str) -> str | None:
+        """Return where a page's `next` leads, as the audit reads a location; None when to another server.
+
+        A path from / is read at base_url + path (as locations are); an http(s) URL as it stands, on the
+        listing's own server only; anything else (a query, a relative path) resolved against the page's URL.
+        """
+        if following.startswith("/"):
+            return following
+        if not _ABSOLUTE.match(following):
+            following = urljoin(page if _ABSOLUTE.match(page) else self.base_url + page, following)
+        try:
+            server, _ = self.target(following)
+        except ValueError:
+            return None
+        return following if server == self.base_server else None
 
     def _count_queued(self, batch: list[Write]) -> None:
         for write in batch:
@@ -599,6 +696,8 @@ class _Audit:
             "records": listed.listed,
             "complete": self.scan_complete,
             "verified": self.listed_verified,
+            "spot_checked": self.sample_total,
+            "spot_check_disagreed": self.sample_disagreed,
             "problem": problem,
         }
 
@@ -622,6 +721,8 @@ class _Audit:
             if duplicated is not None:
                 self.outcomes["duplicated"] += 1
                 self._example("duplicated", duplicated)
+            if getattr(self.local, "sample", False):
+                self._tally_sample(None if outcome == "verified" and duplicated is None else example or duplicated)
 
     def record_unsettled(self, write: Write, example: str) -> None:
         """Count a write the audit looked at but could not settle (unverified, unresolved, or neither)."""
@@ -629,6 +730,17 @@ class _Audit:
             if not self._closed:
                 self.outcomes[f"looked_{write.kind}"] += 1
                 self._example(_UNSETTLED[write.kind], example)
+                if write.sample:
+                    self._tally_sample(None)  # it could not look: no word against the listing's
+
+    def _tally_sample(self, disagreement: str | None) -> None:
+        """Count one spot-checked write back (under the lock); disagreement: how it read otherwise, if it did."""
+        self.sample_done += 1
+        if disagreement is not None:
+            self.sample_disagreed += 1
+            self.sample_example = self.sample_example or disagreement
+        if self.sample_done >= self.sample_total:
+            self.samples_done.set()
 
     def record_unchecked(self, write: Write) -> None:
         """A write taken off the queue but not looked at: it stays unsettled through the remainder."""
@@ -710,6 +822,7 @@ class _Worker:
     def check(self, write: Write) -> None:
         """Read one write back (at its lookup if it has one, else its location) and record what was found."""
         audit = self.audit
+        audit.local.sample = write.sample
         where = write.lookup if write.lookup is not None else write.location
         if where is None:
             audit.record_unsettled(write, f"{write.label}: nowhere to look (the log gives no lookup)")
@@ -724,12 +837,12 @@ class _Worker:
         else:
             _classify(audit, write, *answer)
 
-    def fetch(self, where: str) -> tuple[int, bytes] | str | None:
+    def fetch(self, where: str, max_bytes: int | None = None) -> tuple[int, bytes] | str | None:
         """GET `where` (a location, a lookup or a listing's page) with the audit's tries.
 
         Returns (status, body) for a decisive answer (any status but 5xx and 429); a text saying why there was
-        none (the status or the connection's failure after TRIES tries, or a URL that cannot be read); or
-        None when the audit halted before an answer.
+        none (the status or the connection's failure after TRIES tries, a URL that cannot be read, or a body
+        over max_bytes); or None when the audit halted before an answer.
         """
         audit = self.audit
         try:
@@ -746,7 +859,9 @@ class _Worker:
                 first_try = started
             self.asking_since = started
             try:
-                status, retry_after, body = self.get(server, request_target)
+                status, retry_after, body = self.get(server, request_target, max_bytes)
+            except _TooLong:
+                return f"an answer over {max_bytes or 0:,} bytes, not read"
             except (http.client.InvalidURL, UnicodeError) as exc:  # a location http.client will not send (a space …)
                 return f"cannot be read: {exc}"
             except (OSError, http.client.HTTPException) as exc:
@@ -780,15 +895,24 @@ class _Worker:
             if delay > 0 and audit.halted.wait(delay):
                 return None
 
-    def get(self, server: tuple[str, str, int], request_target: str) -> tuple[int, str | None, bytes]:
-        """GET request_target from server; return the status, the Retry-After header and the body."""
+    def get(
+        self, server: tuple[str, str, int], request_target: str, max_bytes: int | None = None
+    ) -> tuple[int, str | None, bytes]:
+        """GET request_target from server; return the status, the Retry-After header and the body.
+
+        Raises _TooLong (the connection closed) for a body over max_bytes, before reading more of it.
+        """
         connection = self.connections.get(server)
         if connection is None:
             connection = self.connections[server] = self._connection(server)
         try:
             connection.request("GET", request_target, headers=self.audit.headers)
             response = connection.getresponse()
-            body = response.read()
+            body = response.read() if max_bytes is None else response.read(max_bytes + 1)
+            if max_bytes is not None and (len(body) > max_bytes or not response.isclosed()):
+                if len(body) > max_bytes:
+                    raise _TooLong()
+                body += response.read()  # what was left of a body within the limit (a chunked one's end)
         except BaseException:
             # A connection in an unknown state is never reused (a closed one reconnects on the next request).
             connection.close()
@@ -832,6 +956,10 @@ class _Worker:
             finally:
                 self.connecting = None
         raise error or OSError(f"no address for {host}:{port}")
+
+
+class _TooLong(Exception):
+    """An answer longer than the reader would hold."""
 
 
 _UNSETTLED = {"ok": "unverified", "info": "unresolved", "fail": "failed_unverified"}
@@ -1116,7 +1244,11 @@ def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> N
         if any(all(item.get(key) == value for key, value in expect.items()) for item in named):
             audit.record("verified", duplicated=duplicated)
         else:
-            found = f"{len(named)} other records of that name" if named else "no record of that name"
+            found = "no record of that name"
+            if named:
+                differs = {key: named[0].get(key) for key, value in expect.items() if named[0].get(key) != value}
+                others = "1 other record" if len(named) == 1 else f"{len(named)} other records"
+                found = f"{others} of that name, the first with {differs}"
             audit.record("lost", f"{label}: expected {expect}, found {found}", duplicated=duplicated)
     elif write.kind == "info":
         audit.record("recovered" if named else "not_applied", duplicated=duplicated)

@@ -347,8 +347,17 @@ def listing_text(writes: Writes) -> str:
     """Say how the writes were read back through the declared listing (writes.listing must not be None)."""
     listing = writes.listing
     assert listing is not None
-    read = f"{format_count(listing.records)} records in {format_count(listing.pages)} pages of {listing.url}"
+    pages = f"{format_count(listing.pages)} page{'' if listing.pages == 1 else 's'}"
+    read = f"{format_count(listing.records)} records in {pages} of {listing.url}"
+    if listing.problem is not None:
+        return f"{read}; set aside: {listing.problem}; every write read back alone"
     alone = (writes.acknowledged or 0) - listing.verified
-    if not listing.complete:
-        return f"{read}, not read whole ({listing.problem}): every write read back alone"
-    return f"{format_count(listing.verified)} verified on the listing ({read}), {format_count(alone)} read back alone"
+    checked = (
+        f", {format_count(listing.spot_checked)} of its writes spot-checked alone, all as it showed"
+        if listing.spot_checked
+        else ""
+    )
+    return (
+        f"{format_count(listing.verified)} verified on the listing ({read}{checked}), "
+        f"{format_count(alone)} acknowledged read back alone"
+    )

@@ -271,9 +271,12 @@ class Listing:
     """How the audit read the writes through the listing the write log declares (its "scan" line).
 
     url: the listing's first page. pages, records: what the audit read of it. complete: it read every page
-    (to a null `next`); otherwise problem says why not, and every write was read back alone. verified: the
-    acknowledged writes verified on the listing's word (their record as acknowledged, the only one of their
-    name); the rest of the audit's verified were read back alone, at their lookup or location.
+    (to a null `next`). verified: the acknowledged writes verified on the listing's word (their record as
+    acknowledged, the only one of their name); the rest of the audit's verified were read back alone, at
+    their lookup or location. spot_checked: writes the listing showed that were read back alone as well
+    (2 %, at least 100); spot_check_disagreed: of those, how many read otherwise (missing, different, their
+    name held twice): any sets the listing aside. problem: why the listing settled no write (not read whole,
+    a spot-check that disagreed, no record with a write's key); every write was then read back alone.
     """
 
     url: str
@@ -281,6 +284,8 @@ class Listing:
     records: int
     complete: bool
     verified: int
+    spot_checked: int = 0
+    spot_check_disagreed: int = 0
     problem: str | None = None
 
 

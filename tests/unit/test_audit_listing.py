@@ -29,6 +29,10 @@ class _Users(ThreadingHTTPServer):
     # Answers that replace the listing's own (path -> (status, body)), and pages answered only after a pause.
     broken: dict[str, tuple[int, bytes]]
     slow_pages_s: float
+    # The listing leaves out every record whose name an earlier one holds (a deduplicated view).
+    dedup_listing: bool
+    # A page's `next` as this server writes it (path of the page -> the `next` it answers with).
+    next_of: dict[str, object]
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that stops reading (the audit stopped) is not this test's concern
@@ -62,7 +66,13 @@ class _Handler(BaseHTTPRequestHandler):
         limit, after = int(query["limit"]), int(query.get("after", 0))
         ids = sorted(i for i in server.records if i > after)
         items = [server.records[i] for i in ids[:limit]]
+        if server.dedup_listing:
+            first = {}
+            for i in sorted(server.records):
+                first.setdefault(server.records[i]["name"], i)
+            items = [item for item in items if first[item["name"]] == item["id"]]
         following = f"/users?limit={limit}&after={ids[limit - 1]}" if len(ids) > limit else None
+        following = server.next_of.get(self.path, following)
         return 200, json.dumps({"items": items, "next": following}).encode()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -73,11 +83,19 @@ class _Handler(BaseHTTPRequestHandler):
 def users() -> Iterator[_Users]:
     server = _Users(("127.0.0.1", 0), _Handler)
     server.records, server.paths, server.broken, server.slow_pages_s = {}, [], {}, 0.0
+    server.dedup_listing, server.next_of = False, {}
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_spot_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the listing at its word, so that each test counts its own requests; the spot-check has its own tests."""
+    monkeypatch.setattr(audit, "SPOT_CHECK_MIN", 0)
+    monkeypatch.setattr(audit, "SPOT_CHECK_SHARE", 0.0)
 
 
 def _url(server: _Users) -> str:
@@ -124,7 +142,8 @@ def test_the_listing_verifies_writes_in_pages_and_only_the_doubtful_ones_are_rea
     assert len(pages) == 4
     assert sorted(alone) == ["/users?name=u4", "/users?name=u7", "/users?name=u9"]
     assert result.listing == {
-        "url": "/users?limit=3", "pages": 4, "records": 10, "complete": True, "verified": 7, "problem": None,
+        "url": "/users?limit=3", "pages": 4, "records": 10, "complete": True, "verified": 7,
+        "spot_checked": 0, "spot_check_disagreed": 0, "problem": None,
     }  # fmt: skip
 
 
@@ -264,3 +283,119 @@ def test_a_listing_far_longer_than_the_log_is_abandoned_for_reads_of_each_write(
         "more than 7 records (2 per write to check, plus 3): reading each write alone costs less"
     )
     assert sorted(path for path in users.paths if "name=" in path) == ["/users?name=u38", "/users?name=u39"]
+
+
+def test_the_listings_word_is_spot_checked_and_a_listing_that_hides_duplicates_is_set_aside(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deduplicated listing shows one record per name: taken at its word, it would hide 40 duplicates.
+    monkeypatch.setattr(audit, "SPOT_CHECK_MIN", 10)
+    _store(users, *[(i, f"u{i}") for i in range(1, 201)])
+    _store(users, *[(1000 + i, f"u{i}") for i in range(1, 201, 5)])  # a second u1, u6, u11 …
+    users.dedup_listing = True
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 201)]))
+    assert (result.acknowledged, result.verified, result.duplicated) == (200, 200, 40)
+    assert result.listing is not None
+    assert (result.listing["verified"], result.listing["spot_checked"]) == (0, 10)
+    assert result.listing["spot_check_disagreed"] == 10  # u1, u21, u41 …: every 20th write, each a duplicate
+    assert result.listing["problem"] == (
+        "10 of the 10 writes it showed read otherwise alone (e.g. /users/1: 2 records of that name)"
+    )
+    assert sum("name=" in path for path in users.paths) == 200
+
+
+def test_an_honest_listing_passes_its_spot_check_and_verifies_the_rest(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "SPOT_CHECK_MIN", 10)
+    monkeypatch.setattr(audit, "SPOT_CHECK_SHARE", 0.02)
+    _store(users, *[(i, f"u{i}") for i in range(1, 1001)])
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 1001)], scan="/users?limit=500")
+    result = audit_write_log(_url(users), log)
+    assert (result.acknowledged, result.verified) == (1000, 1000)
+    assert result.listing is not None
+    assert (result.listing["verified"], result.listing["spot_checked"], result.listing["problem"]) == (980, 20, None)
+    checked = sorted(int(path.removeprefix("/users?name=u")) for path in users.paths if "name=" in path)
+    assert checked == list(range(1, 1001, 50))  # evenly spread over the log
+
+
+@pytest.mark.parametrize(
+    ("next_of", "problem"),
+    [
+        ({"/users?limit=3": "http://127.0.0.1:1/users?limit=3&after=3"}, "its `next` leads to another server"),
+        ({"/users?limit=3&after=3": "/users?limit=3"}, "its `next`, /users?limit=3, was read before"),
+        ({"/users?limit=3": 5}, "its `next` is 5, not a URL or null"),
+    ],
+)
+def test_a_next_that_leaves_the_service_loops_or_is_no_url_sets_the_listing_aside(
+    users: _Users, tmp_path: Path, next_of: dict[str, object], problem: str
+) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 8)])
+    users.next_of = next_of
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 8)]))
+    assert (result.acknowledged, result.verified, result.unverified, result.gave_up) == (7, 7, 0, None)
+    assert result.listing is not None
+    assert problem in result.listing["problem"]
+    assert result.listing["complete"] is False
+    assert sum("name=" in path for path in users.paths) == 7
+
+
+def test_a_relative_next_is_resolved_against_its_page_and_a_same_server_url_is_followed(
+    users: _Users, tmp_path: Path
+) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 8)])
+    users.next_of = {
+        "/users?limit=3": "?limit=3&after=3",
+        "/users?limit=3&after=3": f"{_url(users)}/users?limit=3&after=6",
+    }
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 8)]))
+    assert result.listing is not None
+    assert (result.listing["pages"], result.listing["verified"], result.listing["problem"]) == (3, 7, None)
+    assert users.paths == ["/users?limit=3", "/users?limit=3&after=3", "/users?limit=3&after=6"]
+
+
+def test_a_page_too_long_to_hold_sets_the_listing_aside(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "MAX_PAGE_BYTES", 100)
+    _store(users, *[(i, f"u{i}") for i in range(1, 8)])
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 8)]))
+    assert result.verified == 7
+    assert result.listing is not None
+    assert result.listing["problem"] == "/users?limit=3: an answer over 100 bytes, not read"
+
+
+def test_a_listing_slower_than_its_share_of_the_deadline_leaves_time_to_read_each_write(
+    users: _Users, tmp_path: Path
+) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 31)])
+    users.slow_pages_s = 0.5
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 31)])
+    result = audit_write_log(_url(users), log, deadline_s=4)
+    assert (result.verified, result.gave_up) == (30, None)
+    assert result.listing is not None
+    assert "not read: the listing's share of the audit's deadline was spent" in result.listing["problem"]
+
+
+def test_a_listing_whose_records_hold_no_write_key_says_so(users: _Users, tmp_path: Path) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 5)])
+    for record in users.records.values():
+        record["user_id"] = record.pop("id")
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 5)])
+    result = audit_write_log(_url(users), log)
+    assert result.listing is not None
+    assert result.listing["problem"] == "none of its 4 records holds the 'id' of a write"
+    assert sum("name=" in path for path in users.paths) == 4
+
+
+def test_a_lost_write_whose_name_is_held_by_another_record_shows_what_differs(users: _Users, tmp_path: Path) -> None:
+    # Values are compared as JSON values: the string "7" is not the number 7, and the example shows which it was.
+    _store(users, (7, "u7"))
+    log = tmp_path / "w.jsonl"
+    invoke = {"type": "invoke", "op": "1", "process": "1", "name": "u7", "lookup": "/users?name=u7", "time": 1.0}
+    ok = {"type": "ok", "op": "1", "name": "u7", "location": "/users/7", "expect": {"id": "7", "name": "u7"}}
+    log.write_text(json.dumps(invoke) + "\n" + json.dumps({**ok, "time": 2.0}) + "\n")
+    result = audit_write_log(_url(users), log)
+    assert result.lost_examples == [
+        "/users/7: expected {'id': '7', 'name': 'u7'}, found 1 other record of that name, the first with {'id': 7}"
+    ]

@@ -379,13 +379,16 @@ def test_summary_shows_duplicates_writes_refused_but_written_and_unresolved_ones
 
 
 def test_summary_says_how_many_writes_the_listing_verified_and_how_many_were_read_alone() -> None:
-    listing = Listing(url="/users?limit=500", pages=31, records=15_120, complete=True, verified=15_118)
-    writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
-    assert _line(_text(Report(writes=writes)), "read back") == (
-        "read back 15,118 verified on the listing (15,120 records in 31 pages of /users?limit=500), 2 read back alone"
+    listing = Listing(
+        url="/users?limit=500", pages=31, records=15_120, complete=True, verified=14_816, spot_checked=302
     )
-    listing = Listing(url="/users?limit=500", pages=2, records=1000, complete=False, verified=0, problem="HTTP 500")
     writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
     assert _line(_text(Report(writes=writes)), "read back") == (
-        "read back 1,000 records in 2 pages of /users?limit=500, not read whole (HTTP 500): every write read back alone"
+        "read back 14,816 verified on the listing (15,120 records in 31 pages of /users?limit=500, 302 of its "
+        "writes spot-checked alone, all as it showed), 304 acknowledged read back alone"
+    )
+    listing = Listing(url="/users?limit=500", pages=1, records=500, complete=False, verified=0, problem="HTTP 500")
+    writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
+    assert _line(_text(Report(writes=writes)), "read back") == (
+        "read back 500 records in 1 page of /users?limit=500; set aside: HTTP 500; every write read back alone"
     )

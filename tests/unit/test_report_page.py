@@ -437,5 +437,6 @@ def test_page_says_how_the_writes_were_read_through_the_listing() -> None:
     listing = Listing(url="/users?limit=500", pages=31, records=15_120, complete=True, verified=15_118)
     writes = Writes(applicable=True, acknowledged=15_120, verified=15_120, lost=0, unverified=0, listing=listing)
     assert _texts(html_page(Report(writes=writes)), "writes-listing") == [
-        "read back: 15,118 verified on the listing (15,120 records in 31 pages of /users?limit=500), 2 read back alone"
+        "read back: 15,118 verified on the listing (15,120 records in 31 pages of /users?limit=500), "
+        "2 acknowledged read back alone"
     ]
