@@ -446,18 +446,22 @@ class _Audit:
         sampled = bytearray(len(listed))
         size = min(settled, max(SPOT_CHECK_MIN, math.ceil(SPOT_CHECK_SHARE * settled)))
         if size:
-            step, pick, rank = settled / size, 0.0, 0
+            # The k-th of the `size` picks is the settled write of rank k * settled // size: evenly spread,
+            # in integers (a float step can round into one pick too many).
+            taken = rank = 0
             batch: list[Write] = []
             self.sample_total = size
             for number in range(len(listed)):
+                if taken >= size:
+                    break
                 if not listed.settled(number):
                     continue
-                if rank == int(pick):
-                    pick += step
+                if rank == taken * settled // size:
+                    taken += 1
                     sampled[number] = 1
                     write = reader.reread(log, listed.ok_at[number], listed.invoked_at[number])
                     batch.append(write._replace(sample=True))
-                    if len(batch) >= BATCH or pick >= settled:
+                    if len(batch) >= BATCH:
                         if not queued(batch):
                             self._count_unchecked_batch(batch)
                             return

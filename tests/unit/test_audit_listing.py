@@ -399,3 +399,19 @@ def test_a_lost_write_whose_name_is_held_by_another_record_shows_what_differs(us
     assert result.lost_examples == [
         "/users/7: expected {'id': '7', 'name': 'u7'}, found 1 other record of that name, the first with {'id': 7}"
     ]
+
+
+@pytest.mark.parametrize("count", [142, 301, 997])
+def test_the_spot_check_takes_exactly_its_share_and_the_counts_add_up(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    # 142 / 100 is 1.42: a float step summed a hundred times lands a hair short and took a 101st write.
+    monkeypatch.setattr(audit, "SPOT_CHECK_MIN", 100)
+    monkeypatch.setattr(audit, "SPOT_CHECK_SHARE", 0.02)
+    _store(users, *[(i, f"u{i}") for i in range(1, count + 1)])
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, count + 1)], scan="/users?limit=500")
+    result = audit_write_log(_url(users), log)
+    assert (result.acknowledged, result.verified, result.lost, result.unverified) == (count, count, 0, 0)
+    assert result.listing is not None
+    assert result.listing["spot_checked"] == 100 == sum("name=" in path for path in users.paths)
+    assert result.listing["verified"] == count - 100
