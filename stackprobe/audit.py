@@ -220,6 +220,7 @@ def audit_write_log(
     deadline_s: float = 120.0,
     unreachable_budget_s: float = 30.0,
     stop: threading.Event | None = None,
+    use_listing: bool = True,
 ) -> AuditResult:
     """Read back every write in the JSON-lines write log at `path` from the service at `base_url`.
 
@@ -242,7 +243,8 @@ def audit_write_log(
 
     A line that is not a write record (not JSON, an unknown type, a listing declared without a usable url
     or differently from the first) counts as an acknowledged write the audit could not check: unverified,
-    its example naming file:line. Returns AuditResult(applicable=False) when `path` is not a file. Raises
+    its example naming file:line. use_listing=False reads every write back alone, whatever listing the log
+    declares. Returns AuditResult(applicable=False) when `path` is not a file. Raises
     ValueError for a base_url that is not an http(s) URL or workers < 1.
     """
     started = time.monotonic()
@@ -251,7 +253,7 @@ def audit_write_log(
     if not path.is_file():
         return AuditResult(applicable=False)
     with path.open("rb") as log:
-        run = _Audit(base_url, workers=workers, unreachable_budget_s=unreachable_budget_s)
+        run = _Audit(base_url, workers=workers, unreachable_budget_s=unreachable_budget_s, use_listing=use_listing)
         run.start()
         try:
             run.feed(log, path, stop, deadline_at=started + deadline_s, deadline_s=deadline_s)
@@ -267,7 +269,7 @@ def audit_write_log(
 class _Audit:
     """The shared state of one audit: the queue, the outcomes, the service's silence, the workers."""
 
-    def __init__(self, base_url: str, *, workers: int, unreachable_budget_s: float) -> None:
+    def __init__(self, base_url: str, *, workers: int, unreachable_budget_s: float, use_listing: bool = True) -> None:
         parts = urlsplit(base_url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -306,6 +308,7 @@ class _Audit:
         self.workers = [_Worker(self, number) for number in range(workers)]
         # The listing (when the log declares one): its writes, its reader, and how far it got.
         self.listed: _Listed | None = None
+        self.use_listing = use_listing
         self.scanner = _Worker(self, "scan", target=self._scan)
         self.scan_url: str | None = None
         self.scan_complete = False
@@ -320,6 +323,8 @@ class _Audit:
         self.sample_done = 0
         self.sample_disagreed = 0
         self.sample_example = ""
+        self.sample_unread = 0
+        self.sample_unread_example = ""
         self.samples_done = threading.Event()
         self._unlisted_from = 0
         self._log_read = False
@@ -373,7 +378,7 @@ class _Audit:
                 continue
             if write is None:
                 continue
-            if reader.scan is not None and write.kind == "ok":
+            if self.use_listing and reader.scan is not None and write.kind == "ok":
                 if self.listed is None:
                     self.listed = _Listed(reader.scan[1])
                     self.scan_url = reader.scan[0]
@@ -441,7 +446,11 @@ class _Audit:
         assert listed is not None
         trusted = self.scan_complete
         if trusted and self.scan_problem is None and listed.listed and not any(listed.seen):
-            self.scan_problem = f"none of its {listed.listed:,} records holds the {listed.key!r} of a write"
+            first = listed.first_key_value
+            self.scan_problem = (
+                f"none of its {listed.listed:,} records holds the {listed.key!r} of a write (the first record's "
+                f'{listed.key!r}: {first}; values compare as JSON values: the string "7" is not the number 7)'
+            )
         settled = sum(map(listed.settled, range(len(listed)))) if trusted else 0
         sampled = bytearray(len(listed))
         size = min(settled, max(SPOT_CHECK_MIN, math.ceil(SPOT_CHECK_SHARE * settled)))
@@ -478,6 +487,13 @@ class _Audit:
                 self.scan_problem = (
                     f"{self.sample_disagreed} of the {size:,} writes it showed read otherwise alone "
                     f"(e.g. {self.sample_example})"
+                )
+            elif self.sample_unread:
+                # Its word was not checked: taking it would verify writes on no evidence but its own.
+                trusted = False
+                self.scan_problem = (
+                    f"{self.sample_unread} of the {size:,} writes it showed could not be read alone to check it "
+                    f"(e.g. {self.sample_unread_example})"
                 )
         if trusted and settled:
             verified = settled - size
@@ -529,6 +545,9 @@ class _Audit:
         assert self.scan_url is not None
         url: str | None = self.scan_url
         read: set[str] = set()
+        if _ABSOLUTE.match(url) and self._next_page(url, url) is None:
+            self.scan_problem = f"{url}: on another server than the one loaded, not read"
+            return
         try:
             while url is not None:
                 if time.monotonic() > self.scan_until:
@@ -735,11 +754,14 @@ class _Audit:
                 self.outcomes[f"looked_{write.kind}"] += 1
                 self._example(_UNSETTLED[write.kind], example)
                 if write.sample:
-                    self._tally_sample(None)  # it could not look: no word against the listing's
+                    self._tally_sample(None, unread=example)
 
-    def _tally_sample(self, disagreement: str | None) -> None:
-        """Count one spot-checked write back (under the lock); disagreement: how it read otherwise, if it did."""
+    def _tally_sample(self, disagreement: str | None, unread: str | None = None) -> None:
+        """Count one spot-checked write back (under the lock): how it read otherwise, or why it could not be read."""
         self.sample_done += 1
+        if unread is not None:
+            self.sample_unread += 1
+            self.sample_unread_example = self.sample_unread_example or unread
         if disagreement is not None:
             self.sample_disagreed += 1
             self.sample_example = self.sample_example or disagreement
@@ -917,6 +939,10 @@ class _Worker:
                 if len(body) > max_bytes:
                     raise _TooLong()
                 body += response.read()  # what was left of a body within the limit (a chunked one's end)
+            # read(amt) returns what came before the peer closed, without IncompleteRead: a short body is one.
+            declared = (response.getheader("Content-Length") or "").strip()
+            if declared.isdigit() and not response.chunked and len(body) < int(declared):
+                raise http.client.IncompleteRead(body, int(declared) - len(body))
         except BaseException:
             # A connection in an unknown state is never reused (a closed one reconnects on the next request).
             connection.close()
@@ -1032,7 +1058,7 @@ class _LogReader:
             )
             return None
         if kind == "scan":
-            self._declare_scan(record["url"], record.get("key", "id"))
+            self._declare_scan(record.get("url"), record.get("key", "id"))
             return None
         if kind not in _COMPLETIONS:
             raise ValueError(f"unknown type {kind!r}")
@@ -1094,6 +1120,8 @@ class _Listed:
         self.sorted_names = array("q")
         self.name_counts = bytearray()
         self.listed = 0
+        # The first listed record's key value, as Python writes it ("absent" when it has none): for messages.
+        self.first_key_value: str | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -1148,6 +1176,8 @@ class _Listed:
                 continue
             self.listed += 1
             value = item.get(key)
+            if self.first_key_value is None:
+                self.first_key_value = repr(value) if key in item else "absent"
             if type(value) in (int, str):
                 wanted = hash(value)
                 at = bisect_left(keys, wanted)

@@ -211,6 +211,12 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
     verdict.add_argument("--out", "-o", type=folder_path, default=Path("stackprobe-report"), help="report folder")
     verdict.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    verdict.add_argument(
+        "--read-each-write",
+        action="store_true",
+        help="audit: read every acknowledged write back alone, not through the listing the write log declares "
+        "(one request per write; the listing is spot-checked, this checks every write)",
+    )
     verdict.add_argument("--no-build", action="store_true", help="do not build images before starting")
     add_output_arguments(verdict)
 
@@ -279,6 +285,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         slo=args.slo,
         out=args.out,
         keep_up=args.keep_up,
+        read_each_write=bool(getattr(args, "read_each_write", False)),
         build=not args.no_build,
         warmup_s=parse_duration(args.warmup) if args.warmup else None,
         profiles=tuple(args.profile),

@@ -393,7 +393,7 @@ def _load_and_audit(
         seen.faults = executor.stop("load end")
     cpu_debug.phase("audit")
     with _status(console, "Auditing acknowledged writes …"):
-        seen.audit = audit_write_log(url, plan.write_log)
+        seen.audit = audit_write_log(url, plan.write_log, use_listing=not spec.read_each_write)
     cpu_debug.phase("history")
     if seen.load_wall_start is not None:
         try:

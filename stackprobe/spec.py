@@ -113,6 +113,8 @@ class RunSpec:
     out: Path = Path("stackprobe-report")
     keep_up: bool = False
     build: bool = True
+    # Read every acknowledged write back alone, leaving aside a listing the write log declares.
+    read_each_write: bool = False
     wait_timeout_s: int = 240
     profiles: tuple[str, ...] = ()
     allow_shared_volumes: bool = False

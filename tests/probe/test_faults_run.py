@@ -28,7 +28,7 @@ def _explain(run: ProbeRun) -> str:
 def test_a_kill_a_database_restart_and_a_pause_are_recovered_from_with_no_write_lost(run_stackprobe) -> None:
     run = run_stackprobe(
         "run", "--users", "10", "--spawn-rate", "10", "--duration", "45s", "--slo", "errors<1%",
-        "--fault", SCHEDULE, "--recovery", f"{RECOVERY_S}s",
+        "--fault", SCHEDULE, "--recovery", f"{RECOVERY_S}s", "--read-each-write",
     )  # fmt: skip
     report = run.report
     jsonschema.validate(report, SCHEMA)
@@ -70,5 +70,8 @@ def test_a_kill_a_database_restart_and_a_pause_are_recovered_from_with_no_write_
     writes = report["writes"]
     assert writes["acknowledged"] > 0
     assert writes["lost"] == 0, writes
+    # --read-each-write: every write was read back alone, the listing the locustfile declares left aside.
+    assert writes["listing"] is None
+    assert writes["verified"] == writes["acknowledged"], writes
     assert (report["verdict"], run.exit_code) == ("pass", 0), _explain(run)
     assert "Faults (recovery allowance 15 s)" in run.stdout

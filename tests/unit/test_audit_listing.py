@@ -33,6 +33,8 @@ class _Users(ThreadingHTTPServer):
     dedup_listing: bool
     # A page's `next` as this server writes it (path of the page -> the `next` it answers with).
     next_of: dict[str, object]
+    # Paths answered once with their headers only, the connection then closed.
+    cut_once: set[str]
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that stops reading (the audit stopped) is not this test's concern
@@ -50,6 +52,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.path in server.cut_once:
+            server.cut_once.discard(self.path)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
     def _answer(self, server: _Users) -> tuple[int, bytes]:
@@ -83,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
 def users() -> Iterator[_Users]:
     server = _Users(("127.0.0.1", 0), _Handler)
     server.records, server.paths, server.broken, server.slow_pages_s = {}, [], {}, 0.0
-    server.dedup_listing, server.next_of = False, {}
+    server.dedup_listing, server.next_of, server.cut_once = False, {}, set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -212,7 +219,7 @@ def test_stopping_during_the_listing_ends_within_a_second_and_counts_add_up(user
     ("line", "why"),
     [
         ({"type": "scan", "url": "/people?limit=9", "key": "id"}, "a second listing '/people?limit=9' by 'id'"),
-        ({"type": "scan", "key": "id"}, "'url'"),
+        ({"type": "scan", "key": "id"}, "a listing's url is a path from / or an http(s) URL, not None"),
         ({"type": "scan", "url": 5}, "a listing's url is a path from / or an http(s) URL, not 5"),
         ({"type": "scan", "url": "items?limit=9"}, "a listing's url is a path from / or an http(s) URL"),
         ({"type": "scan", "url": "/users?limit=3", "key": ["id"]}, "a listing's key is the name of a field"),
@@ -384,7 +391,10 @@ def test_a_listing_whose_records_hold_no_write_key_says_so(users: _Users, tmp_pa
     log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 5)])
     result = audit_write_log(_url(users), log)
     assert result.listing is not None
-    assert result.listing["problem"] == "none of its 4 records holds the 'id' of a write"
+    assert result.listing["problem"] == (
+        "none of its 4 records holds the 'id' of a write (the first record's 'id': absent; values compare as "
+        'JSON values: the string "7" is not the number 7)'
+    )
     assert sum("name=" in path for path in users.paths) == 4
 
 
@@ -415,3 +425,57 @@ def test_the_spot_check_takes_exactly_its_share_and_the_counts_add_up(
     assert result.listing is not None
     assert result.listing["spot_checked"] == 100 == sum("name=" in path for path in users.paths)
     assert result.listing["verified"] == count - 100
+
+
+def test_ids_listed_as_strings_say_which_type_the_listing_holds(users: _Users, tmp_path: Path) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 4)])
+    for record in users.records.values():
+        record["id"] = str(record["id"])
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 4)]))
+    assert result.listing is not None
+    assert result.listing["problem"].startswith(
+        "none of its 3 records holds the 'id' of a write (the first record's 'id': '1';"
+    )
+
+
+def test_a_spot_check_that_could_not_read_a_write_sets_the_listing_aside(
+    users: _Users, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lookups answer something that is no list: the listing's word cannot be checked, so it is not taken.
+    monkeypatch.setattr(audit, "SPOT_CHECK_MIN", 2)
+    _store(users, *[(i, f"u{i}") for i in range(1, 11)])
+    users.broken.update({f"/users?name=u{i}": (200, b"<html>") for i in range(1, 11)})
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 11)]))
+    assert (result.verified, result.unverified) == (0, 10)
+    assert result.listing is not None
+    assert result.listing["verified"] == 0
+    assert result.listing["problem"] == (
+        "2 of the 2 writes it showed could not be read alone to check it "
+        "(e.g. /users/1: lookup answered no list of records)"
+    )
+
+
+def test_a_listing_on_another_server_is_not_read(users: _Users, tmp_path: Path) -> None:
+    _store(users, (1, "u1"))
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(1, "u1")], scan="http://127.0.0.1:1/users"))
+    assert result.verified == 1
+    assert result.listing is not None
+    assert result.listing["problem"] == "http://127.0.0.1:1/users: on another server than the one loaded, not read"
+
+
+def test_use_listing_false_reads_every_write_alone(users: _Users, tmp_path: Path) -> None:
+    _store(users, *[(i, f"u{i}") for i in range(1, 4)])
+    log = _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 4)])
+    result = audit_write_log(_url(users), log, use_listing=False)
+    assert (result.verified, result.listing) == (3, None)
+    assert sorted(users.paths) == ["/users?name=u1", "/users?name=u2", "/users?name=u3"]
+
+
+def test_a_page_cut_short_after_its_headers_is_read_again(users: _Users, tmp_path: Path) -> None:
+    # A 200 with Content-Length and no body: http.client's read(n) returns b"" for it without an error.
+    _store(users, *[(i, f"u{i}") for i in range(1, 4)])
+    users.cut_once = {"/users?limit=3"}
+    result = audit_write_log(_url(users), _history(tmp_path / "w.jsonl", [(i, f"u{i}") for i in range(1, 4)]))
+    assert result.listing is not None
+    assert (result.listing["verified"], result.listing["problem"]) == (3, None)
+    assert users.paths == ["/users?limit=3", "/users?limit=3"]

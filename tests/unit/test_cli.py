@@ -90,6 +90,12 @@ def test_numbers_that_are_not_finite_and_above_0_are_refused_by_the_parser(
     assert "Traceback" not in err
 
 
+def test_read_each_write_leaves_the_listing_aside_in_the_spec() -> None:
+    parse = build_parser().parse_args
+    assert not spec_from_args(parse(["run", "--compose-file", "docker-compose.yml"])).read_each_write
+    assert spec_from_args(parse(["run", "--compose-file", "docker-compose.yml", "--read-each-write"])).read_each_write
+
+
 def test_a_compose_file_that_is_a_directory_is_named_as_such(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
