@@ -318,7 +318,6 @@ class _Audit:
         self.scan_cap = 0
         self.scan_until = 0.0
         # The spot-check of the listing's word: how many writes, how many came back, how many read otherwise.
-        self.local = threading.local()
         self.sample_total = 0
         self.sample_done = 0
         self.sample_disagreed = 0
@@ -327,6 +326,7 @@ class _Audit:
         self.sample_unread_example = ""
         self.samples_done = threading.Event()
         self._unlisted_from = 0
+        self._shown = bytearray()
         self._log_read = False
 
     # -- the calling thread --------------------------------------------------------------------------
@@ -409,7 +409,7 @@ class _Audit:
             else:
                 batch = []
         listed = self.listed
-        if listed is not None and reader.scan is not None and not self.halted.is_set():
+        if listed is not None and not self.halted.is_set():
             # The writes the listing can settle: list every record once, then read back alone only those it
             # did not show as acknowledged (missing, different, or their name held twice).
             listed.freeze()
@@ -451,33 +451,31 @@ class _Audit:
                 f"none of its {listed.listed:,} records holds the {listed.key!r} of a write (the first record's "
                 f'{listed.key!r}: {first}; values compare as JSON values: the string "7" is not the number 7)'
             )
-        settled = sum(map(listed.settled, range(len(listed)))) if trusted else 0
+        # Per write, 1 where the listing showed it as acknowledged (each needs a look-up of its name's count).
+        self._shown = shown = bytearray(map(listed.settled, range(len(listed)))) if trusted else bytearray(len(listed))
+        settled = shown.count(1)
         sampled = bytearray(len(listed))
         size = min(settled, max(SPOT_CHECK_MIN, math.ceil(SPOT_CHECK_SHARE * settled)))
         if size:
             # The k-th of the `size` picks is the settled write of rank k * settled // size: evenly spread,
             # in integers (a float step can round into one pick too many).
-            taken = rank = 0
-            batch: list[Write] = []
             self.sample_total = size
+            picks = (i * settled // size for i in range(size))
+            pick, rank = next(picks), 0
+            writes: list[Write] = []
             for number in range(len(listed)):
-                if taken >= size:
-                    break
-                if not listed.settled(number):
+                if not shown[number]:
                     continue
-                if rank == taken * settled // size:
-                    taken += 1
+                if rank == pick:
                     sampled[number] = 1
-                    write = reader.reread(log, listed.ok_at[number], listed.invoked_at[number])
-                    batch.append(write._replace(sample=True))
-                    if len(batch) >= BATCH:
-                        if not queued(batch):
-                            self._count_unchecked_batch(batch)
-                            return
-                        batch = []
+                    writes.append(
+                        reader.reread(log, listed.ok_at[number], listed.invoked_at[number])._replace(sample=True)
+                    )
+                    pick = next(picks, -1)
+                    if pick < 0:
+                        break
                 rank += 1
-            if batch and not queued(batch):
-                self._count_unchecked_batch(batch)
+            if not self._hand_over(writes, queued):
                 return
             while not self.samples_done.wait(TICK_S):
                 if watch():
@@ -500,24 +498,25 @@ class _Audit:
             with self._lock:
                 self.outcomes["verified"] += verified
             self.listed_verified = verified
-        batch = []
-        for number in range(len(listed)):
-            if sampled[number] or (trusted and listed.settled(number)):
-                continue
-            batch.append(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]))
-            if len(batch) >= BATCH:
-                if not queued(batch):
-                    self._unlisted_from = number + 1
-                    self._count_unchecked_batch(batch)
-                    return
-                batch = []
-        if batch and not queued(batch):
-            self._count_unchecked_batch(batch)
+        for start in range(0, len(listed), BATCH):
+            alone = [
+                reader.reread(log, listed.ok_at[number], listed.invoked_at[number])
+                for number in range(start, min(start + BATCH, len(listed)))
+                if not sampled[number] and not (trusted and shown[number])
+            ]
+            if not self._hand_over(alone, queued):
+                self._unlisted_from = start + BATCH
+                return
         self._unlisted_from = len(listed)
 
-    def _count_unchecked_batch(self, batch: list[Write]) -> None:
-        for write in batch:
-            self._unchecked_example(write, self.reason)
+    def _hand_over(self, writes: list[Write], queued: Callable[[list[Write] | None], bool]) -> bool:
+        """Queue writes in batches; False when the audit halted first (those not queued named as unchecked)."""
+        for start in range(0, len(writes), BATCH):
+            if not queued(writes[start : start + BATCH]):
+                for write in writes[start:]:
+                    self._unchecked_example(write, self.reason)
+                return False
+        return True
 
     def _count_unlisted(self, log: IO[bytes], reader: _LogReader) -> None:
         """Name, as examples, a few of the listed writes the audit stopped before settling."""
@@ -528,7 +527,7 @@ class _Audit:
         for number in range(self._unlisted_from, len(listed)):
             if room <= 0:
                 break
-            if self.listed_verified and listed.settled(number):
+            if self.listed_verified and self._shown[number]:
                 continue
             self._unchecked_example(reader.reread(log, listed.ok_at[number], listed.invoked_at[number]), self.reason)
             room -= 1
@@ -734,7 +733,7 @@ class _Audit:
         if self.silent_since is None:
             self.silent_since = attempt_started
 
-    def record(self, outcome: str, example: str | None = None, *, duplicated: str | None = None) -> None:
+    def record(self, write: Write, outcome: str, example: str | None = None, *, duplicated: str | None = None) -> None:
         """Count a settled write's outcome (verified, lost, recovered, not_applied, failed_applied, ...)."""
         with self._lock:
             if self._closed:
@@ -744,7 +743,7 @@ class _Audit:
             if duplicated is not None:
                 self.outcomes["duplicated"] += 1
                 self._example("duplicated", duplicated)
-            if getattr(self.local, "sample", False):
+            if write.sample:
                 self._tally_sample(None if outcome == "verified" and duplicated is None else example or duplicated)
 
     def record_unsettled(self, write: Write, example: str) -> None:
@@ -848,7 +847,6 @@ class _Worker:
     def check(self, write: Write) -> None:
         """Read one write back (at its lookup if it has one, else its location) and record what was found."""
         audit = self.audit
-        audit.local.sample = write.sample
         where = write.lookup if write.lookup is not None else write.location
         if where is None:
             audit.record_unsettled(write, f"{write.label}: nowhere to look (the log gives no lookup)")
@@ -934,15 +932,17 @@ class _Worker:
         try:
             connection.request("GET", request_target, headers=self.audit.headers)
             response = connection.getresponse()
-            body = response.read() if max_bytes is None else response.read(max_bytes + 1)
-            if max_bytes is not None and (len(body) > max_bytes or not response.isclosed()):
+            if max_bytes is None:
+                body = response.read()  # a body shorter than its Content-Length raises IncompleteRead
+            else:
+                body = response.read(max_bytes + 1)
                 if len(body) > max_bytes:
                     raise _TooLong()
-                body += response.read()  # what was left of a body within the limit (a chunked one's end)
-            # read(amt) returns what came before the peer closed, without IncompleteRead: a short body is one.
-            declared = (response.getheader("Content-Length") or "").strip()
-            if declared.isdigit() and not response.chunked and len(body) < int(declared):
-                raise http.client.IncompleteRead(body, int(declared) - len(body))
+                body += response.read()  # the end of a chunked body; b"" once the body is whole
+                # read(amt) returns what came before the peer closed, without IncompleteRead: a short body is one.
+                declared = (response.getheader("Content-Length") or "").strip()
+                if declared.isdigit() and not response.chunked and len(body) < int(declared):
+                    raise http.client.IncompleteRead(body, int(declared) - len(body))
         except BaseException:
             # A connection in an unknown state is never reused (a closed one reconnects on the next request).
             connection.close()
@@ -1034,28 +1034,17 @@ class _LogReader:
         lookup = name = None
         if invoked_at >= 0:
             log.seek(invoked_at)
-            invoke = loads(log.readline())
-            lookup, name = invoke.get("lookup"), invoke.get("name")
-            lookup, name = (None if lookup is None else str(lookup)), _text(name)
+            lookup, name = _invoked(loads(log.readline()))
         log.seek(ok_at)
-        record = loads(log.readline())
-        if record.get("type") is None:
-            return Write("ok", str(record["location"]), dict(record.get("expect", {})))
-        name = _text(record.get("name")) if name is None else name
-        return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
+        return _acknowledged(loads(log.readline()), lookup, name)
 
     def _settle(self, record: Any, offset: int) -> Write | None:
         kind = record.get("type")
         self.invoked_at = -1
         if kind is None:  # the first format: an acknowledged write
-            return Write("ok", str(record["location"]), dict(record.get("expect", {})))
+            return _acknowledged(record)
         if kind == "invoke":
-            lookup = record.get("lookup")
-            self.in_flight[str(record["op"])] = (
-                None if lookup is None else str(lookup),
-                _text(record.get("name")),
-                offset,
-            )
+            self.in_flight[str(record["op"])] = (*_invoked(record), offset)
             return None
         if kind == "scan":
             self._declare_scan(record.get("url"), record.get("key", "id"))
@@ -1063,9 +1052,9 @@ class _LogReader:
         if kind not in _COMPLETIONS:
             raise ValueError(f"unknown type {kind!r}")
         lookup, name, self.invoked_at = self.in_flight.pop(str(record["op"]), (None, None, -1))
-        name = _text(record.get("name")) if name is None else name
         if kind == "ok":
-            return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
+            return _acknowledged(record, lookup, name)
+        name = _text(record.get("name")) if name is None else name
         return Write(kind, None, {}, lookup, name, str(record.get("error", "")))
 
     def _declare_scan(self, url: Any, key: Any) -> None:
@@ -1220,6 +1209,20 @@ def _frozen(value: Any) -> Any:
     return value
 
 
+def _invoked(invoke: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Return an invoke line's lookup URL and name (None where it gives none)."""
+    lookup = invoke.get("lookup")
+    return (None if lookup is None else str(lookup)), _text(invoke.get("name"))
+
+
+def _acknowledged(record: dict[str, Any], lookup: str | None = None, name: str | None = None) -> Write:
+    """Return the acknowledged write an ok line (or a first-format line) records; lookup, name: its invoke's."""
+    if record.get("type") is None:  # the first format: a location and what it holds, nothing more
+        return Write("ok", str(record["location"]), dict(record.get("expect", {})))
+    name = _text(record.get("name")) if name is None else name
+    return Write("ok", str(record["location"]), dict(record.get("expect", {})), lookup, name)
+
+
 def _json_or_none(body: bytes) -> Any:
     try:
         return loads(body)
@@ -1235,7 +1238,7 @@ def _classify(audit: _Audit, write: Write, status: int, body: bytes) -> None:
     """Settle an acknowledged write read back at its location."""
     location, expect = write.label, write.expect
     if status in _GONE:
-        audit.record("lost", f"{location}: HTTP {status}")
+        audit.record(write, "lost", f"{location}: HTTP {status}")
         return
     if status != 200:
         # 3xx, 401, 403 …: the service answered, but not with the record: the audit could not look.
@@ -1244,16 +1247,16 @@ def _classify(audit: _Audit, write: Write, status: int, body: bytes) -> None:
     try:
         record = loads(body)
     except ValueError:
-        audit.record("lost", f"{location}: body is not JSON")
+        audit.record(write, "lost", f"{location}: body is not JSON")
         return
     if not isinstance(record, dict):
-        audit.record("lost", f"{location}: body is not a JSON object")
+        audit.record(write, "lost", f"{location}: body is not a JSON object")
         return
     changed = {key: record.get(key) for key, value in expect.items() if record.get(key) != value}
     if changed:
-        audit.record("lost", f"{location}: expected {expect}, found {changed}")
+        audit.record(write, "lost", f"{location}: expected {expect}, found {changed}")
     else:
-        audit.record("verified")
+        audit.record(write, "verified")
 
 
 def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> None:
@@ -1276,20 +1279,20 @@ def _classify_lookup(audit: _Audit, write: Write, status: int, body: bytes) -> N
     if write.kind == "ok":
         expect = write.expect
         if any(all(item.get(key) == value for key, value in expect.items()) for item in named):
-            audit.record("verified", duplicated=duplicated)
+            audit.record(write, "verified", duplicated=duplicated)
         else:
             found = "no record of that name"
             if named:
                 differs = {key: named[0].get(key) for key, value in expect.items() if named[0].get(key) != value}
                 others = "1 other record" if len(named) == 1 else f"{len(named)} other records"
                 found = f"{others} of that name, the first with {differs}"
-            audit.record("lost", f"{label}: expected {expect}, found {found}", duplicated=duplicated)
+            audit.record(write, "lost", f"{label}: expected {expect}, found {found}", duplicated=duplicated)
     elif write.kind == "info":
-        audit.record("recovered" if named else "not_applied", duplicated=duplicated)
+        audit.record(write, "recovered" if named else "not_applied", duplicated=duplicated)
     elif named:
-        audit.record("failed_applied", f"{label}: refused ({write.why}) but written", duplicated=duplicated)
+        audit.record(write, "failed_applied", f"{label}: refused ({write.why}) but written", duplicated=duplicated)
     else:
-        audit.record("failed_not_applied")
+        audit.record(write, "failed_not_applied")
 
 
 def _retry_after_s(value: str | None) -> float | None:
