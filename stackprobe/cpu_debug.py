@@ -31,7 +31,11 @@ def enabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _process_cpu_s() -> float:
+def process_cpu_seconds() -> float:
+    """Return the process's CPU seconds so far, user + system, all threads (getrusage RUSAGE_SELF).
+
+    The clock of report.json's cost.prober_cpu_seconds, so that the breakdown adds up to that figure.
+    """
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -64,7 +68,7 @@ class CpuLedger:
     """
 
     def __init__(self) -> None:
-        self.started_process_s = _process_cpu_s()
+        self.started_process_s = process_cpu_seconds()
         # The main thread's clock counts from the process's start: its share of the run is the growth since now.
         self._main_started_s = time.thread_time()
         self._ended: dict[str, float] = defaultdict(float)
@@ -99,7 +103,7 @@ class CpuLedger:
 
     def phase(self, name: str) -> None:
         """Start a phase of the main thread (call from the main thread)."""
-        self._phases.append((name, _process_cpu_s(), time.thread_time()))
+        self._phases.append((name, process_cpu_seconds(), time.thread_time()))
 
     def threads(self) -> dict[str, tuple[float, int]]:
         """Return CPU seconds and thread count by label: threads that ended, plus those alive now."""
@@ -119,7 +123,7 @@ class CpuLedger:
 
     def lines(self) -> list[str]:
         """Return the breakdown as text lines (the process's CPU since the ledger was made, by thread and phase)."""
-        now_process = _process_cpu_s()
+        now_process = process_cpu_seconds()
         total = now_process - self.started_process_s
         by_thread = self.threads()
         out = [f"prober CPU: {total:.3f} s since the run began ({self.started_process_s:.3f} s before it)"]

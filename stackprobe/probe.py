@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import resource
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -279,7 +278,7 @@ def _run(
     teardowns: list[Teardown] | None,
 ) -> Report:
     started_at = datetime.now(UTC)
-    cpu_before = _own_cpu_seconds()
+    cpu_before = cpu_debug.process_cpu_seconds()
     cpu_debug.begin("watch start, stack up")
     spec.out.mkdir(parents=True, exist_ok=True)
     seen = _Observed()
@@ -316,7 +315,7 @@ def _run(
         seen=seen,
         watch=watch,
         started_at=started_at,
-        prober_cpu_seconds=_own_cpu_seconds() - cpu_before,
+        prober_cpu_seconds=cpu_debug.process_cpu_seconds() - cpu_before,
     )
     cpu_debug.phase("render")
     if spec.after_report is not None:
@@ -716,11 +715,6 @@ def _describe_applied(applied: AppliedLimits) -> str:
     if applied.memory_bytes is None:
         return "no memory limit applied"
     return f"memory limit {format_bytes(applied.memory_bytes)} applied ({swap_description(applied)})"
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _docker_client() -> docker.DockerClient:
