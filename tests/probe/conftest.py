@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -27,6 +28,23 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    """A Docker SDK client (60-s timeout), closed after the module so no socket is left open."""
+    engine = docker.from_env(timeout=60)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def python_image() -> str:
+    """The Python image this machine runs: PYTHON_IMAGE from the environment or .env (offline-built where no
+    registry answers), else the official one."""
+    return os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
 
 
 @pytest.fixture(scope="module")

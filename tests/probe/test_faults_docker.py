@@ -4,7 +4,6 @@ answers, a squeeze the kernel refuses or applies, and every fault undone when th
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ import pytest
 from docker.models.containers import Container
 
 from stackprobe.faults import FaultExecutor, FaultOutcome, parse_schedule
-from tests.conftest import read_env_file
 from tests.probe.test_watch_docker import Project
 
 pytestmark = pytest.mark.probe
@@ -26,19 +24,10 @@ HOLD_40M = ["python3", "-c", "import time\nb = bytearray(40 * 2**20)\nwhile True
 STRICT_64M = {"mem_limit": "64m", "memswap_limit": "64m"}
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    """Return a Docker client, closed after the module."""
-    engine = docker.from_env()
-    yield engine
-    engine.close()
-
-
 @pytest.fixture
-def project(client: docker.DockerClient) -> Iterator[Project]:
+def project(client: docker.DockerClient, python_image: str) -> Iterator[Project]:
     """Return a fresh Compose-labelled project; its containers and network are removed whatever happens."""
-    image = os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
-    made = Project(client, image)
+    made = Project(client, python_image)
     made.name = f"spfault{secrets.token_hex(4)}"
     try:
         yield made

@@ -21,26 +21,11 @@ from stackprobe.limits import (
     read_applied_limits,
     swap_description,
 )
-from tests.conftest import read_env_file
 
 pytestmark = pytest.mark.probe
 
 MIB = 1024 * 1024
 RunContainer = Callable[..., Container]
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    """Return a Docker client, closed after the module so no socket is left open."""
-    engine = docker.from_env()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def python_image() -> str:
-    """Return the Python image: PYTHON_IMAGE from the environment or .env, else the official one."""
-    return os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
 
 
 @pytest.fixture

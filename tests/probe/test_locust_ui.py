@@ -28,7 +28,7 @@ from docker.models.containers import Container
 from playwright.sync_api import Browser, Page
 
 from stackprobe.stack import ServiceOverride, Stack, free_ports, unique_project_name
-from tests.conftest import ROOT, read_env_file
+from tests.conftest import ROOT
 
 LOCUST = [sys.executable, "-m", "locust"]
 PLUGIN = "stackprobe/locust_ui.py"
@@ -279,17 +279,15 @@ KILLED_AFTER_A_SECOND = "import time; time.sleep(1); b = b'x' * (128 << 20)"
 
 
 @pytest.fixture
-def killed_twice_project() -> Iterator[Callable[[str], str]]:
+def killed_twice_project(client: docker.DockerClient, python_image: str) -> Iterator[Callable[[str], str]]:
     """Return a function that starts a container, labelled as service `grow` of the project named, which is
     OOM-killed, restarted once by its policy and OOM-killed again; it is removed after the test."""
-    client = docker.from_env()
-    image = os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
     started: list[Container] = []
 
     def start(project: str) -> str:
         started.append(
             client.containers.run(
-                image,
+                python_image,
                 ["python3", "-c", KILLED_AFTER_A_SECOND],
                 detach=True,
                 name=f"{project}-grow-1",
@@ -306,7 +304,6 @@ def killed_twice_project() -> Iterator[Callable[[str], str]]:
     finally:
         for container in started:
             container.remove(force=True)
-        client.close()
 
 
 @pytest.mark.probe

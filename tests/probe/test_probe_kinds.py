@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import jsonschema
 import pytest
 
 from stackprobe.stack import free_ports, removal_command
-from tests.conftest import project_containers, read_env_file
+from tests.conftest import project_containers
 from tests.probe.conftest import STACKS, ProbeRun
 
 pytestmark = pytest.mark.probe
@@ -36,20 +36,6 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 # The project prefix of every run in this module, for the leftover check at its end.
 RUNS: list[str] = []
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    engine = docker.from_env(timeout=60)
-    try:
-        yield engine
-    finally:
-        engine.close()
-
-
-@pytest.fixture(scope="module")
-def python_image() -> str:
-    return os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
 
 
 @pytest.fixture

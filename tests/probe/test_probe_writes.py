@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -32,15 +32,6 @@ LOSSY = STACKS / "lossy" / "compose.yaml"
 CONFIG_LABEL = "com.docker.compose.project.config_files"
 # Kill once this many creates were acknowledged and flushed to the write log (it appends at least once a second).
 ACKNOWLEDGED_BEFORE_KILL = 20
-
-
-@pytest.fixture
-def client() -> Iterator[docker.DockerClient]:
-    engine = docker.from_env(timeout=60)
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 def _acknowledged(write_log: Path) -> int:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -24,28 +23,12 @@ import pytest
 
 from stackprobe.compose_model import plan_access, service_profiles, shared_volumes
 from stackprobe.stack import PROJECT_LABEL, ServiceOverride, Stack, free_ports, unique_project_name
-from tests.conftest import ROOT, read_env_file
+from tests.conftest import ROOT
 from tests.probe.conftest import STACKS
 
 pytestmark = pytest.mark.probe
 
 OWNERSHIP = STACKS / "ownership"
-
-
-@pytest.fixture
-def client() -> Iterator[docker.DockerClient]:
-    """A Docker SDK client, closed after the test."""
-    client = docker.from_env(timeout=60)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def python_image() -> str:
-    """The Python image this machine runs (offline-built where no registry answers)."""
-    return os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
 
 
 def _remove_project(client: docker.DockerClient, project: str) -> None:

@@ -4,7 +4,6 @@ replicas, new containers, late events and a prompt stop."""
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import secrets
 import statistics
@@ -19,7 +18,6 @@ from docker.models.containers import Container
 
 from stackprobe.cgroup import locate_on_host, read_memory_counters
 from stackprobe.watch import Snapshot, Watcher
-from tests.conftest import read_env_file
 
 pytestmark = pytest.mark.probe
 
@@ -79,19 +77,10 @@ class Project:
                 container.remove(force=True)
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    """Return a Docker client, closed after the module so no socket is left open."""
-    engine = docker.from_env()
-    yield engine
-    engine.close()
-
-
 @pytest.fixture
-def project(client: docker.DockerClient) -> Iterator[Project]:
+def project(client: docker.DockerClient, python_image: str) -> Iterator[Project]:
     """Return a fresh project; its containers are removed whatever the test did."""
-    image = os.environ.get("PYTHON_IMAGE") or read_env_file().get("PYTHON_IMAGE") or "python:3.12-slim"
-    made = Project(client, image)
+    made = Project(client, python_image)
     try:
         yield made
     finally:
